@@ -1,0 +1,69 @@
+/**
+ * Stable error codes. Guards compare `code` (see {@link isSuperSpreaderError}),
+ * not `instanceof`, because adapters are separate packages that may load their
+ * own copy of core.
+ */
+export type SuperSpreaderErrorCode =
+  /** A configuration field is missing, of the wrong type or out of range. */
+  | "INVALID_CONFIG"
+  /** An argument of a function call is invalid (ids, names, options). */
+  | "INVALID_ARGUMENT"
+  /** No backfill of that name is defined in this process or stored. */
+  | "UNKNOWN_BACKFILL"
+  /** The requested transition is not allowed in the backfill's current status. */
+  | "INVALID_STATE"
+  /** A stored value or a job payload could not be parsed. */
+  | "CORRUPT_DATA"
+  /** A port implementation (queue, store, source) failed. */
+  | "ADAPTER_ERROR"
+  /** Optimistic concurrency lost too many times in a row. */
+  | "CONFLICT";
+
+/**
+ * The one error class of superspreader. Messages start with `[superspreader]`,
+ * name the offending field or value, and say what to do.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await spreader.start("reencrypt");
+ * } catch (error) {
+ *   if (isSuperSpreaderError(error) && error.code === "UNKNOWN_BACKFILL") console.error(error.message);
+ *   else throw error;
+ * }
+ * ```
+ */
+export class SuperSpreaderError extends Error {
+  override readonly name = "SuperSpreaderError";
+  readonly code: SuperSpreaderErrorCode;
+  /** The offending field (dotted path), when the error is about one. */
+  readonly field: string | undefined;
+
+  constructor(code: SuperSpreaderErrorCode, message: string, options: { cause?: unknown; field?: string } = {}) {
+    super(`[superspreader] ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+  }
+}
+
+/** True for any superspreader error, from any copy of the package. */
+export function isSuperSpreaderError(error: unknown): error is SuperSpreaderError {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { name?: unknown }).name === "SuperSpreaderError" &&
+    typeof (error as { code?: unknown }).code === "string"
+  );
+}
+
+/** Renders a value for an error message: strings quoted, bigints with `n`, objects as JSON. */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

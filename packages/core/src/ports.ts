@@ -1,0 +1,303 @@
+/**
+ * The ports: what core needs from a queue, a state store and an id source.
+ *
+ * Types only. Adapters implement these; `@superspreader/contract-tests` checks
+ * that they do. No client, connection or transaction type appears here.
+ *
+ * Conventions used throughout:
+ * - Ids are `bigint` in memory and plain decimal strings (`"12345"`) on the wire,
+ *   so ids beyond 2^53 stay exact. Ids are never negative.
+ * - Ranges are inclusive on both ends: `{ beginId: 1n, endId: 100n }` holds 100 ids.
+ * - Times are absolute epoch milliseconds (`Date.now()` scale) unless a name says otherwise.
+ * - A backfill is addressed by its `name`; one run of it by `runId`. Everything a
+ *   run records (ledger, deferred, failed, metrics) is scoped to `(name, runId)`, so a
+ *   restarted backfill never mixes with leftovers of an earlier run.
+ *
+ * @module
+ */
+
+/* ------------------------------------------------------------------ ranges */
+
+/** An inclusive range of ids. */
+export interface IdRange {
+  /** First id of the range (inclusive). */
+  readonly beginId: bigint;
+  /** Last id of the range (inclusive); `endId >= beginId`. */
+  readonly endId: bigint;
+}
+
+/**
+ * A range together with the cycle whose job carried it. `(beginId, endId, cycle)`
+ * identifies an entry: the same range deferred from two different cycles is two entries.
+ */
+export interface RangeEntry extends IdRange {
+  /** The scheduler cycle that enqueued the job carrying this range. */
+  readonly cycle: number;
+}
+
+/** A range whose handler kept failing after the queue's retries were spent. */
+export interface FailedRange extends RangeEntry {
+  /** The last error's message. */
+  readonly error: string;
+  /** The last error's `name` (or `code` when it has one). */
+  readonly errorName: string;
+  /** How many times the handler ran for this range before it was given up. */
+  readonly attempts: number;
+  /** When it was given up (epoch ms). */
+  readonly at: number;
+}
+
+/* ------------------------------------------------------------------- queue */
+
+/** Data of the self-rescheduling scheduler job. Cycle `cycle` of run `runId`. */
+export interface TickJobData {
+  readonly kind: "tick";
+  readonly backfill: string;
+  readonly runId: string;
+  readonly cycle: number;
+  /** Resume generation: a tick whose epoch is not the run's current epoch is stale. */
+  readonly epoch: number;
+  /** The instant this tick was planned to run (epoch ms): the cycle's nominal start. */
+  readonly scheduledAt: number;
+}
+
+/** Data of a job that processes one id range. Ids are decimal strings. */
+export interface BatchJobData {
+  readonly kind: "batch";
+  readonly backfill: string;
+  readonly runId: string;
+  readonly cycle: number;
+  readonly beginId: string;
+  readonly endId: string;
+}
+
+/** Everything core ever puts on a queue. Plain JSON. */
+export type JobData = TickJobData | BatchJobData;
+
+/** One job to enqueue. */
+export interface QueueJob {
+  /**
+   * Deterministic job id, unique per queue: `[A-Za-z0-9_.-]`, at most 200
+   * characters, never purely numeric (BullMQ rejects those and ids with `:`).
+   */
+  readonly id: string;
+  /** Absolute time (epoch ms) before which the job must not start. A time in the past means "now". */
+  readonly runAt: number;
+  /** The payload; adapters store it as JSON and hand it back unchanged to the processor. */
+  readonly data: JobData;
+  /** Maximum number of times the job may run (first run included); at least 1. */
+  readonly attempts: number;
+  /**
+   * Optional priority, 1 (first) to 2,097,151 (last); absent means the queue's default.
+   * Adapters without priorities ignore it (they say so in their `capabilities`).
+   */
+  readonly priority?: number;
+}
+
+/** What `enqueue` did. */
+export interface EnqueueResult {
+  /** Jobs newly stored. */
+  readonly added: number;
+  /** Jobs skipped because a job with the same id was already present. */
+  readonly duplicates: number;
+}
+
+/** Job counts, for progress and backpressure. Each is a whole number ≥ 0. */
+export interface QueueCounts {
+  /** Ready to run now. */
+  readonly waiting: number;
+  /** Waiting for their run time. */
+  readonly delayed: number;
+  /** Being processed by a worker. */
+  readonly active: number;
+  /** Failed for good (retries spent) and still retained by the queue. */
+  readonly failed: number;
+}
+
+/** Optional abilities of a queue. */
+export interface JobQueueCapabilities {
+  /** `QueueJob.priority` is honoured. */
+  readonly priorities: boolean;
+}
+
+/**
+ * A delayed job queue.
+ *
+ * The consuming side is adapter-specific: an adapter's worker runner takes jobs
+ * off the queue and hands each `data` to a {@link JobProcessor} (the runtime).
+ */
+export interface JobQueue {
+  readonly capabilities: JobQueueCapabilities;
+  /**
+   * Stores the jobs. Idempotent per job id: a job whose id is already present in
+   * the queue, in any state the queue still retains (waiting, delayed, active,
+   * completed, failed), is skipped and left exactly as it was.
+   *
+   * Jobs are stored in the order given. Not atomic as a whole: after a crash a
+   * prefix of the list may be stored; calling again with the same list completes it.
+   * Rejects (having stored nothing) when a job is malformed: bad id, non-finite runAt,
+   * attempts < 1.
+   */
+  enqueue(jobs: readonly QueueJob[]): Promise<EnqueueResult>;
+  /** Current counts. Not a snapshot across kinds on every adapter; good enough for backpressure. */
+  counts(): Promise<QueueCounts>;
+  /** Releases what the adapter opened. Never closes an injected client. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What a worker runner tells the processor about the delivery of a job. */
+export interface JobContext {
+  /** 1 for the first run, 2 for the first retry, … */
+  readonly attempt: number;
+  /** The job's `attempts`: when `attempt === maxAttempts` no retry follows a failure. */
+  readonly maxAttempts: number;
+  /** Aborted when the worker shuts down; handlers should stop early when it fires. */
+  readonly signal: AbortSignal;
+}
+
+/** How the processor disposed of a job (for logs and tests). */
+export type JobOutcome =
+  /** A tick planned and enqueued its cycle. */
+  | "planned"
+  /** A tick found the backfill complete (or failed) and ended the chain. */
+  | "finished"
+  /** A tick or batch belongs to another cycle, epoch or run, or the backfill is paused/cancelled: nothing done. */
+  | "stale"
+  /** A batch ran its handler and recorded the range as done. */
+  | "done"
+  /** A batch arrived while its backfill was paused and was recorded for re-enqueueing on resume. */
+  | "deferred"
+  /** A batch of a cancelled or unknown run: dropped. */
+  | "skipped";
+
+/**
+ * Processes one job's data. The runtime (`SuperSpreader`) implements it; worker
+ * runners call it once per delivery. A rejection means "failed this attempt": the
+ * runner lets the queue retry it while attempts remain.
+ */
+export interface JobProcessor {
+  perform(data: unknown, context: JobContext): Promise<JobOutcome>;
+}
+
+/* --------------------------------------------------------------- id source */
+
+/** Optional abilities of an id source. */
+export interface IdSourceCapabilities {
+  /**
+   * Counts the rows whose id lies in `[beginId, endId]` (inclusive), within the
+   * source's scope. Used for progress in rows rather than ids. Absent when the
+   * source cannot count.
+   */
+  readonly countRange?: (beginId: bigint, endId: bigint) => Promise<bigint>;
+}
+
+/** Where the ids of a backfill come from (a table's integer key, usually). */
+export interface IdSource {
+  readonly capabilities: IdSourceCapabilities;
+  /** The smallest id in scope, or `null` when there are no rows. Read once per run start. */
+  minId(): Promise<bigint | null>;
+  /** The largest id in scope, or `null` when there are no rows. Read once per run start. */
+  maxId(): Promise<bigint | null>;
+}
+
+/* ------------------------------------------------------------- state store */
+
+/** A versioned document, as stored. */
+export interface Versioned<T> {
+  /** Starts at 1 on creation, +1 on every successful write. */
+  readonly version: number;
+  readonly value: T;
+}
+
+/** One recorded configuration change (the audit trail). */
+export interface ConfigChange {
+  /** When (epoch ms). */
+  readonly at: number;
+  /** Who or what made it: `"code"`, `"cli"`, a user name; free text. */
+  readonly actor: string;
+  /** Optional free text. */
+  readonly reason?: string;
+  /** The fields that changed, with old and new values (JSON values). */
+  readonly changes: Readonly<Record<string, { readonly from: unknown; readonly to: unknown }>>;
+}
+
+/** Counters of one run. `ids` are decimal strings (they can exceed 2^53). */
+export interface RunMetrics {
+  /** Batches recorded done (first completion of a range only). */
+  readonly batchesDone: number;
+  /** Ids covered by those batches. */
+  readonly idsDone: string;
+  /** Batches recorded failed (every give-up, including repeated ones after a retry). */
+  readonly batchesFailed: number;
+  /** Batches recorded deferred. */
+  readonly batchesDeferred: number;
+  /** When the last range was recorded done (epoch ms), or null. */
+  readonly lastDoneAt: number | null;
+  /**
+   * Ids done per minute for the most recent minutes (at most 60 buckets), oldest
+   * first; `minute` is the bucket's start (epoch ms, a multiple of 60,000).
+   */
+  readonly recent: ReadonlyArray<{ readonly minute: number; readonly ids: string; readonly batches: number }>;
+}
+
+/**
+ * Durable state of every backfill, keyed by name.
+ *
+ * The backfill document (`TDoc`, owned and validated by core) is opaque to the
+ * store: it keeps it as JSON and returns it unchanged. Everything else is
+ * range bookkeeping the store implements atomically.
+ */
+export interface StateStore {
+  /** The backfill's document and version, or `null` when the name is unknown. One read. */
+  get(name: string): Promise<Versioned<unknown> | null>;
+  /**
+   * Atomic compare-and-set. Writes `value` when the stored version equals
+   * `expectedVersion` (`0` means "must not exist yet") and returns the new version;
+   * returns `null` and writes nothing otherwise.
+   */
+  compareAndSet(name: string, expectedVersion: number, value: unknown): Promise<number | null>;
+  /** Names of every stored backfill, sorted. */
+  list(): Promise<string[]>;
+
+  /** Appends to the backfill's configuration audit trail. */
+  appendConfigChange(name: string, change: ConfigChange): Promise<void>;
+  /** The most recent `limit` changes, newest first. `[]` when none. */
+  listConfigChanges(name: string, limit: number): Promise<ConfigChange[]>;
+
+  /**
+   * Records a range as finished, atomically with the run's metrics.
+   * Idempotent: returns `true` when the range was not yet fully covered by the
+   * ledger (and counts it in the metrics), `false` when it already was (nothing changes).
+   * Adjacent and overlapping ranges are merged, so the ledger stays small.
+   * `at` is the completion time (epoch ms), used for the per-minute buckets.
+   */
+  markDone(name: string, runId: string, range: IdRange, at: number): Promise<boolean>;
+  /** The ledger: covered ranges, merged, ascending, disjoint and non-adjacent. `[]` when none. */
+  listDone(name: string, runId: string): Promise<IdRange[]>;
+
+  /** Records a deferred range (idempotent per entry) and counts it in the metrics once. */
+  addDeferred(name: string, runId: string, entry: RangeEntry): Promise<void>;
+  /** Up to `limit` deferred entries, highest `endId` first, then lowest `cycle`. */
+  listDeferred(name: string, runId: string, limit: number): Promise<RangeEntry[]>;
+  /** Removes exactly these entries (matched on beginId, endId and cycle). Idempotent. */
+  removeDeferred(name: string, runId: string, entries: readonly RangeEntry[]): Promise<void>;
+
+  /**
+   * Records a range given up after its last attempt. Keyed by `(beginId, endId)`:
+   * a later failure of the same range replaces the earlier record.
+   */
+  addFailed(name: string, runId: string, failure: FailedRange): Promise<void>;
+  /** Up to `limit` failed ranges, highest `endId` first. */
+  listFailed(name: string, runId: string, limit: number): Promise<FailedRange[]>;
+  /**
+   * Atomically moves every failed range of the run to the deferred entries (so the
+   * scheduler re-enqueues them) and returns how many moved.
+   */
+  requeueFailed(name: string, runId: string): Promise<number>;
+
+  /** The run's counters; zeros when nothing was recorded. */
+  metrics(name: string, runId: string): Promise<RunMetrics>;
+
+  /** Releases what the store opened. Never closes an injected client. Idempotent. */
+  close(): Promise<void>;
+}

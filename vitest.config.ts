@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: ["packages/*", "examples/*"],
+    // Real servers (redis-server, PostgreSQL, MariaDB) are started once for the whole run.
+    globalSetup: ["./scripts/servers/global-setup.ts"],
+  },
+});
