@@ -1,1 +1,7 @@
-export {};
+export { describeStateStoreContract } from "./state-store.js";
+export type { StateStoreHarness } from "./state-store.js";
+export { describeJobQueueContract } from "./job-queue.js";
+export type { JobQueueHarness, JobQueueContractOptions } from "./job-queue.js";
+export { describeIdSourceContract } from "./id-source.js";
+export type { IdSourceHarness, IdSourceContractOptions } from "./id-source.js";
+export { waitUntil } from "./util.js";

@@ -24,3 +24,18 @@ export type {
   RunMetrics,
   StateStore,
 } from "./ports.js";
+export { systemClock, createManualClock } from "./clock.js";
+export type { Clock, ManualClock } from "./clock.js";
+export { createMemoryStateStore } from "./memory-store.js";
+export { createMemoryJobQueue, createMemoryWorker } from "./memory-queue.js";
+export type {
+  MemoryJobQueue,
+  MemoryJobQueueOptions,
+  MemoryJobRecord,
+  MemoryJobState,
+  MemoryWorker,
+  MemoryWorkerOptions,
+} from "./memory-queue.js";
+export { createMemoryIdSource } from "./memory-source.js";
+export type { MemoryIdSourceOptions } from "./memory-source.js";
+export { assertValidJob, NAME_PATTERN } from "./validate-args.js";

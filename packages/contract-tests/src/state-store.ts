@@ -1,0 +1,235 @@
+import type { FailedRange, StateStore } from "@superspreader/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { randomSuffix } from "./util.js";
+
+/** What a StateStore factory returns: a fresh store (fresh key prefix) and how to clean it up. */
+export interface StateStoreHarness {
+  store: StateStore;
+  cleanup?: () => Promise<void>;
+}
+
+const BIG = 9_223_372_036_854_775_807n; // 2^63 - 1: PostgreSQL's and MySQL's largest bigint
+
+/**
+ * The StateStore conformance suite. Call it at the top level of a test file; the
+ * factory is called before every test and must return a store that shares no
+ * state with earlier ones (a random key prefix, not a flushed server).
+ *
+ * @example
+ * ```ts
+ * import { describeStateStoreContract } from "@superspreader/contract-tests";
+ * describeStateStoreContract("redis", async () => {
+ *   const client = new Redis(process.env.SUPERSPREADER_REDIS_URL!);
+ *   const store = createRedisStateStore({ client, prefix: `t${Math.random()}` });
+ *   return { store, cleanup: async () => void client.disconnect() };
+ * });
+ * ```
+ */
+export function describeStateStoreContract(name: string, factory: () => Promise<StateStoreHarness>): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let harness: StateStoreHarness;
+    let store: StateStore;
+    let bf: string;
+    const run = "run1";
+
+    beforeEach(async () => {
+      harness = await factory();
+      store = harness.store;
+      bf = `bf-${randomSuffix()}`;
+    });
+    afterEach(async () => {
+      await store.close();
+      await harness.cleanup?.();
+    });
+
+    describe("documents", () => {
+      it("returns null for an unknown name", async () => {
+        expect(await store.get(bf)).toBeNull();
+      });
+
+      it("creates with expectedVersion 0, then versions every write", async () => {
+        const doc = { a: 1, b: "two", c: [1, null, { d: true }], big: "123456789012345678901" };
+        expect(await store.compareAndSet(bf, 0, doc)).toBe(1);
+        expect(await store.get(bf)).toEqual({ version: 1, value: doc });
+        expect(await store.compareAndSet(bf, 1, { a: 2 })).toBe(2);
+        expect(await store.get(bf)).toEqual({ version: 2, value: { a: 2 } });
+      });
+
+      it("refuses a stale version and keeps the stored document", async () => {
+        await store.compareAndSet(bf, 0, { n: 1 });
+        expect(await store.compareAndSet(bf, 0, { n: "create again" })).toBeNull();
+        expect(await store.compareAndSet(bf, 5, { n: "future" })).toBeNull();
+        expect(await store.get(bf)).toEqual({ version: 1, value: { n: 1 } });
+      });
+
+      it("lets exactly one of many concurrent writers of the same version win", async () => {
+        await store.compareAndSet(bf, 0, { n: 0 });
+        const results = await Promise.all(Array.from({ length: 25 }, (_, i) => store.compareAndSet(bf, 1, { n: i + 1 })));
+        expect(results.filter((r) => r !== null)).toEqual([2]);
+        const winner = results.findIndex((r) => r !== null);
+        expect(await store.get(bf)).toEqual({ version: 2, value: { n: winner + 1 } });
+      });
+
+      it("lists stored names, sorted", async () => {
+        const names = [`${bf}-b`, `${bf}-a`, `${bf}-c`];
+        for (const n of names) await store.compareAndSet(n, 0, { n });
+        const listed = (await store.list()).filter((n) => n.startsWith(bf));
+        expect(listed).toEqual([...names].sort());
+      });
+
+      it("rejects an invalid name before writing", async () => {
+        await expect(store.compareAndSet("", 0, {})).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.get("a b")).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      });
+    });
+
+    describe("config audit trail", () => {
+      it("returns changes newest first, limited", async () => {
+        expect(await store.listConfigChanges(bf, 10)).toEqual([]);
+        for (let i = 0; i < 3; i++) {
+          await store.appendConfigChange(bf, { at: 1000 + i, actor: "cli", changes: { batchSize: { from: i, to: i + 1 } } });
+        }
+        await store.appendConfigChange(bf, { at: 2000, actor: "ops", reason: "db load", changes: { duration: { from: 10, to: 20 } } });
+        const changes = await store.listConfigChanges(bf, 2);
+        expect(changes).toEqual([
+          { at: 2000, actor: "ops", reason: "db load", changes: { duration: { from: 10, to: 20 } } },
+          { at: 1002, actor: "cli", changes: { batchSize: { from: 2, to: 3 } } },
+        ]);
+      });
+    });
+
+    describe("ledger", () => {
+      it("records a range once and merges neighbours in any order", async () => {
+        expect(await store.listDone(bf, run)).toEqual([]);
+        expect(await store.markDone(bf, run, { beginId: 201n, endId: 300n }, 1_000)).toBe(true);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n }, 1_000)).toBe(true);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n }, 1_000)).toBe(false);
+        expect(await store.listDone(bf, run)).toEqual([
+          { beginId: 1n, endId: 100n },
+          { beginId: 201n, endId: 300n },
+        ]);
+        expect(await store.markDone(bf, run, { beginId: 101n, endId: 200n }, 1_000)).toBe(true);
+        expect(await store.listDone(bf, run)).toEqual([{ beginId: 1n, endId: 300n }]);
+        expect(await store.markDone(bf, run, { beginId: 150n, endId: 160n }, 1_000)).toBe(false);
+      });
+
+      it("keeps ids beyond 2^53 exact", async () => {
+        const top = { beginId: BIG - 99n, endId: BIG };
+        const below = { beginId: BIG - 199n, endId: BIG - 100n };
+        const odd = { beginId: 9_007_199_254_740_993n, endId: 9_007_199_254_740_993n };
+        expect(await store.markDone(bf, run, top, 1)).toBe(true);
+        expect(await store.markDone(bf, run, odd, 1)).toBe(true);
+        expect(await store.markDone(bf, run, below, 1)).toBe(true);
+        expect(await store.listDone(bf, run)).toEqual([odd, { beginId: BIG - 199n, endId: BIG }]);
+        const m = await store.metrics(bf, run);
+        expect(m.idsDone).toBe("201");
+      });
+
+      it("merges 100 concurrent adjacent completions into one range", async () => {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) => store.markDone(bf, run, { beginId: BigInt(i * 10 + 1), endId: BigInt(i * 10 + 10) }, 5)),
+        );
+        expect(await store.listDone(bf, run)).toEqual([{ beginId: 1n, endId: 1000n }]);
+        const m = await store.metrics(bf, run);
+        expect(m.batchesDone).toBe(100);
+        expect(m.idsDone).toBe("1000");
+      });
+
+      it("counts first completions only, with per-minute buckets", async () => {
+        const t0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, t0 + 5_000);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, t0 + 6_000);
+        await store.markDone(bf, run, { beginId: 11n, endId: 30n }, t0 + 65_000);
+        const m = await store.metrics(bf, run);
+        expect(m).toMatchObject({ batchesDone: 2, idsDone: "30", lastDoneAt: t0 + 65_000, batchesFailed: 0, batchesDeferred: 0 });
+        expect(m.recent).toEqual([
+          { minute: t0, ids: "10", batches: 1 },
+          { minute: t0 + 60_000, ids: "20", batches: 1 },
+        ]);
+      });
+
+      it("returns zero metrics for an unknown run", async () => {
+        expect(await store.metrics(bf, "nothing")).toEqual({
+          batchesDone: 0,
+          idsDone: "0",
+          batchesFailed: 0,
+          batchesDeferred: 0,
+          lastDoneAt: null,
+          recent: [],
+        });
+      });
+
+      it("keeps runs and backfills apart", async () => {
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, 1);
+        expect(await store.listDone(bf, "run2")).toEqual([]);
+        expect(await store.listDone(`${bf}-other`, run)).toEqual([]);
+      });
+
+      it("rejects a reversed or negative range", async () => {
+        await expect(store.markDone(bf, run, { beginId: 10n, endId: 9n }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.markDone(bf, run, { beginId: -1n, endId: 9n }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        expect(await store.listDone(bf, run)).toEqual([]);
+      });
+    });
+
+    describe("deferred and failed ranges", () => {
+      it("keeps deferred entries per (range, cycle), ordered by endId desc then cycle", async () => {
+        await store.addDeferred(bf, run, { beginId: 1n, endId: 10n, cycle: 3 });
+        await store.addDeferred(bf, run, { beginId: 11n, endId: 20n, cycle: 2 });
+        await store.addDeferred(bf, run, { beginId: 1n, endId: 10n, cycle: 1 });
+        await store.addDeferred(bf, run, { beginId: 1n, endId: 10n, cycle: 1 });
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: 11n, endId: 20n, cycle: 2 },
+          { beginId: 1n, endId: 10n, cycle: 1 },
+          { beginId: 1n, endId: 10n, cycle: 3 },
+        ]);
+        expect(await store.listDeferred(bf, run, 1)).toEqual([{ beginId: 11n, endId: 20n, cycle: 2 }]);
+        expect((await store.metrics(bf, run)).batchesDeferred).toBe(3);
+        await store.removeDeferred(bf, run, [{ beginId: 1n, endId: 10n, cycle: 1 }, { beginId: 99n, endId: 100n, cycle: 1 }]);
+        await store.removeDeferred(bf, run, [{ beginId: 1n, endId: 10n, cycle: 1 }]);
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: 11n, endId: 20n, cycle: 2 },
+          { beginId: 1n, endId: 10n, cycle: 3 },
+        ]);
+      });
+
+      it("keeps deferred ids beyond 2^53 exact and in order", async () => {
+        await store.addDeferred(bf, run, { beginId: BIG - 9n, endId: BIG, cycle: 0 });
+        await store.addDeferred(bf, run, { beginId: BIG - 19n, endId: BIG - 10n, cycle: 0 });
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: BIG - 9n, endId: BIG, cycle: 0 },
+          { beginId: BIG - 19n, endId: BIG - 10n, cycle: 0 },
+        ]);
+      });
+
+      it("records failures per range, replaces repeats, and requeues them as deferred", async () => {
+        const failure = (beginId: bigint, endId: bigint, cycle: number, error: string): FailedRange => ({
+          beginId,
+          endId,
+          cycle,
+          error,
+          errorName: "Error",
+          attempts: 3,
+          at: 1234,
+        });
+        await store.addFailed(bf, run, failure(1n, 10n, 1, "first"));
+        await store.addFailed(bf, run, failure(11n, 20n, 1, "other"));
+        await store.addFailed(bf, run, failure(1n, 10n, 4, "again"));
+        expect(await store.listFailed(bf, run, 10)).toEqual([failure(11n, 20n, 1, "other"), failure(1n, 10n, 4, "again")]);
+        expect((await store.metrics(bf, run)).batchesFailed).toBe(3);
+        expect(await store.requeueFailed(bf, run)).toBe(2);
+        expect(await store.listFailed(bf, run, 10)).toEqual([]);
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: 11n, endId: 20n, cycle: 1 },
+          { beginId: 1n, endId: 10n, cycle: 4 },
+        ]);
+        expect(await store.requeueFailed(bf, run)).toBe(0);
+      });
+
+      it("rejects a limit below 1", async () => {
+        await expect(store.listDeferred(bf, run, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.listFailed(bf, run, -1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      });
+    });
+  });
+}
