@@ -39,3 +39,23 @@ export type {
 export { createMemoryIdSource } from "./memory-source.js";
 export type { MemoryIdSourceOptions } from "./memory-source.js";
 export { assertValidJob, NAME_PATTERN } from "./validate-args.js";
+export { spread } from "./spread.js";
+export type { SpreadOptions, SpreadBatch } from "./spread.js";
+export { isOnPeak } from "./peak.js";
+export type { PeakInput, PeakWindowInput, PeakSchedule, PeakWindow, DaysInput } from "./peak.js";
+export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE } from "./config.js";
+export type { BackfillConfig, BackfillConfigInput, RateAt } from "./config.js";
+export type { BackfillStatusName } from "./doc.js";
+export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener } from "./events.js";
+export { createSuperSpreader, batchJobId, tickJobId } from "./runtime.js";
+export type {
+  SuperSpreader,
+  SuperSpreaderOptions,
+  BackfillDefinition,
+  BatchContext,
+  BackfillStatus,
+  BackfillProgress,
+  AuditReport,
+  ChangeOptions,
+  StartOptions,
+} from "./runtime.js";

@@ -1,0 +1,93 @@
+/** Fields every event carries. */
+interface BaseEvent {
+  /** The backfill's name. */
+  readonly backfill: string;
+  readonly runId: string;
+  /** When the event happened (epoch ms, from the runtime's clock). */
+  readonly at: number;
+}
+
+/** Fields of events about one batch. */
+interface BatchEvent extends BaseEvent {
+  readonly cycle: number;
+  readonly beginId: bigint;
+  readonly endId: bigint;
+}
+
+/**
+ * Everything the runtime reports, by event name. Events are emitted in the
+ * process where the thing happened (a worker for batches and ticks, the caller
+ * for start/pause/resume/cancel).
+ */
+export interface SuperSpreaderEvents {
+  started: BaseEvent & { readonly minId: bigint; readonly initialId: bigint };
+  cyclePlanned: BaseEvent & {
+    readonly cycle: number;
+    /** Batches enqueued by this cycle, including re-enqueued deferred ones. */
+    readonly batches: number;
+    /** Of those, deferred or failed ranges enqueued again. */
+    readonly requeued: number;
+    readonly perSecond: number;
+    readonly onPeak: boolean;
+    /** The cycle's nominal start and the next tick's run time (epoch ms). */
+    readonly beginAt: number;
+    readonly nextTickAt: number;
+  };
+  batchStarted: BatchEvent & { readonly attempt: number };
+  batchFinished: BatchEvent & {
+    readonly attempt: number;
+    readonly durationMs: number;
+    /** False when the range had already been recorded (a repeated delivery). */
+    readonly firstCompletion: boolean;
+  };
+  batchFailed: BatchEvent & {
+    readonly attempt: number;
+    readonly maxAttempts: number;
+    readonly durationMs: number;
+    readonly error: unknown;
+    /** True when no retry follows: the range was recorded as failed. */
+    readonly final: boolean;
+  };
+  batchDeferred: BatchEvent;
+  paused: BaseEvent;
+  resumed: BaseEvent;
+  cancelled: BaseEvent;
+  /** The run ended: every id done (`completed`), or every remaining range failed (`failed`). */
+  completed: BaseEvent & { readonly status: "completed" | "failed" };
+  configChanged: BaseEvent & { readonly changes: Readonly<Record<string, { readonly from: unknown; readonly to: unknown }>> };
+}
+
+/** Name of an event. */
+export type SuperSpreaderEventName = keyof SuperSpreaderEvents;
+
+/** A listener for event `E`. */
+export type SuperSpreaderListener<E extends SuperSpreaderEventName> = (event: SuperSpreaderEvents[E]) => void;
+
+/** Minimal typed emitter; a throwing listener is isolated and reported to `onListenerError`. */
+export class EventHub {
+  private readonly listeners = new Map<SuperSpreaderEventName, Set<(event: never) => void>>();
+
+  constructor(private readonly onListenerError: (error: unknown, event: SuperSpreaderEventName) => void) {}
+
+  on<E extends SuperSpreaderEventName>(name: E, listener: SuperSpreaderListener<E>): () => void {
+    let set = this.listeners.get(name);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(name, set);
+    }
+    set.add(listener as (event: never) => void);
+    return () => set.delete(listener as (event: never) => void);
+  }
+
+  emit<E extends SuperSpreaderEventName>(name: E, event: SuperSpreaderEvents[E]): void {
+    const set = this.listeners.get(name);
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        (listener as SuperSpreaderListener<E>)(event);
+      } catch (error) {
+        this.onListenerError(error, name);
+      }
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { isSuperSpreaderError, validateConfig } from "../src/index.js";
+
+const good = { batchSize: 70, duration: 180, perSecondOnPeak: 3, perSecondOffPeak: 7.5 };
+
+function errorOf(input: unknown) {
+  try {
+    validateConfig(input);
+  } catch (error) {
+    if (isSuperSpreaderError(error)) return error;
+    throw error;
+  }
+  throw new Error("expected validateConfig to throw");
+}
+
+describe("validateConfig", () => {
+  it("normalises a valid config with defaults", () => {
+    expect(validateConfig({ ...good, peak: { timezone: "America/Los_Angeles", days: "Mon-Fri", hours: [5, 17] } })).toEqual({
+      ...good,
+      peak: { timezone: "America/Los_Angeles", windows: [{ days: [1, 2, 3, 4, 5], hours: [5, 17] }] },
+      maxAttempts: 3,
+      priority: null,
+      spreadWithinSecond: false,
+    });
+  });
+
+  it("accepts a rate of 0 (no work in that window)", () => {
+    expect(validateConfig({ ...good, perSecondOnPeak: 0 }).perSecondOnPeak).toBe(0);
+  });
+
+  it("re-validates its own output unchanged", () => {
+    const once = validateConfig({ ...good, peak: { timezone: "UTC", windows: [{ days: "Sat,Sun", hours: [22, 6] }] } });
+    expect(validateConfig(JSON.parse(JSON.stringify(once)))).toEqual(once);
+  });
+
+  it.each([
+    [{ ...good, batchSize: 0 }, "batchSize", "got 0"],
+    [{ ...good, batchSize: 1.5 }, "batchSize", "got 1.5"],
+    [{ ...good, batchSize: "70" }, "batchSize", 'got "70"'],
+    [{ ...good, duration: 0 }, "duration", "got 0"],
+    [{ ...good, duration: -5 }, "duration", "got -5"],
+    [{ ...good, duration: Number.POSITIVE_INFINITY }, "duration", "got Infinity"],
+    [{ ...good, perSecondOnPeak: -1 }, "perSecondOnPeak", "got -1"],
+    [{ ...good, perSecondOffPeak: Number.NaN }, "perSecondOffPeak", "got NaN"],
+    [{ ...good, perSecondOffPeak: Number.POSITIVE_INFINITY }, "perSecondOffPeak", "got Infinity"],
+    [{ ...good, duration: 100_000, perSecondOnPeak: 0.5, perSecondOffPeak: 2 }, "perSecondOffPeak", "200000 batches per cycle"],
+    [{ ...good, peak: { timezone: "America/Bogus", days: "Mon-Fri", hours: [5, 17] } }, "peak.timezone", '"America/Bogus"'],
+    [{ ...good, peak: { timezone: "UTC", days: "Mon-Fri", hours: [5, 25] } }, "peak.hours[1]", "got 25"],
+    [{ ...good, peak: { timezone: "UTC", days: "Mon-Fri", hours: [-1, 5] } }, "peak.hours[0]", "got -1"],
+    [{ ...good, peak: { timezone: "UTC", days: "Mon-Fri", hours: [5, 5] } }, "peak.hours", "[0, 24]"],
+    [{ ...good, peak: { timezone: "UTC", days: [0, 1], hours: [5, 6] } }, "peak.days[0]", "got 0"],
+    [{ ...good, peak: { timezone: "UTC", days: [8], hours: [5, 6] } }, "peak.days[0]", "got 8"],
+    [{ ...good, peak: { timezone: "UTC", days: "Mon-Funday", hours: [5, 6] } }, "peak.days", '"Mon-Funday"'],
+    [{ ...good, peak: { timezone: "UTC", windows: [{ days: "Mon", hours: [1, 2] }, { days: "Tue", hours: [3] }] } }, "peak.windows[1].hours", "[3]"],
+    [{ ...good, peak: { timezone: "UTC", windows: [] } }, "peak.windows", "non-empty"],
+    [{ ...good, peak: { timezone: "UTC", days: "Mon", hours: [1, 2], extra: 1 } }, "peak.extra", "not a known field"],
+    [{ ...good, batchsize: 70 }, "batchsize", "not a known field"],
+    [{ ...good, maxAttempts: 0 }, "maxAttempts", "got 0"],
+    [{ ...good, priority: 0 }, "priority", "got 0"],
+    [{ ...good, spreadWithinSecond: "yes" }, "spreadWithinSecond", 'got "yes"'],
+  ])("rejects %o naming %s", (input, field, detail) => {
+    const error = errorOf(input);
+    expect(error.code).toBe("INVALID_CONFIG");
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(field);
+    expect(error.message).toContain(detail);
+    expect(error.message.startsWith("[superspreader] ")).toBe(true);
+  });
+
+  it("rejects a missing field and a non-object", () => {
+    expect(errorOf({ duration: 1, perSecondOnPeak: 1, perSecondOffPeak: 1 }).field).toBe("batchSize");
+    expect(errorOf(null).field).toBe("config");
+  });
+});
