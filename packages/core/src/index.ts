@@ -1,4 +1,4 @@
-export { SuperSpreaderError, isSuperSpreaderError } from "./errors.js";
+export { SuperSpreaderError, isSuperSpreaderError, describeValue } from "./errors.js";
 export type { SuperSpreaderErrorCode } from "./errors.js";
 export { parseId, padId, mergeRanges, findGaps, rangeSize, formatRange, MAX_ID } from "./ids.js";
 export type { IdLike } from "./ids.js";
@@ -38,7 +38,7 @@ export type {
 } from "./memory-queue.js";
 export { createMemoryIdSource } from "./memory-source.js";
 export type { MemoryIdSourceOptions } from "./memory-source.js";
-export { assertValidJob, NAME_PATTERN } from "./validate-args.js";
+export { assertValidJob, checkName, checkRunId, checkRange, checkLimit, NAME_PATTERN } from "./validate-args.js";
 export { spread } from "./spread.js";
 export type { SpreadOptions, SpreadBatch } from "./spread.js";
 export { isOnPeak } from "./peak.js";

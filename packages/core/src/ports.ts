@@ -151,7 +151,11 @@ export interface JobContext {
   readonly attempt: number;
   /** The job's `attempts`: when `attempt === maxAttempts` no retry follows a failure. */
   readonly maxAttempts: number;
-  /** Aborted when the worker shuts down; handlers should stop early when it fires. */
+  /**
+   * Aborted when the worker shuts down; handlers should stop early when it fires.
+   * Runners hand an aborted job back to the queue without spending an attempt, so the
+   * processor never records a range as failed because of a shutdown.
+   */
   readonly signal: AbortSignal;
 }
 

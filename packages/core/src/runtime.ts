@@ -331,6 +331,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     for (const range of descendingRanges(BigInt(plan.cursor), BigInt(doc.minId), plan.batchSize, plan.fresh)) jobs.push(batch(range, slot++));
     // The tick goes last: when it exists, every batch before it in this call was stored.
     jobs.push(tickJob(doc, plan.cycle + 1, doc.epoch, plan.nextTickAt));
+    await queue.enqueue(jobs);
     // Removed after enqueueing and before the cursor moves: a crash in between repeats
     // the enqueue (deduplicated), never drops a deferred range.
     if (plan.requeue.length > 0) await store.removeDeferred(doc.name, doc.runId, plan.requeue.map(fromStored));
@@ -342,7 +343,6 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       nextTickAt: plan.nextTickAt,
       updatedAt: clock.now(),
     } satisfies BackfillDoc);
-    await queue.enqueue(jobs);
     if (written !== null) {
       events.emit("cyclePlanned", {
         ...base(doc),
@@ -466,7 +466,8 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         signal: context.signal,
       });
     } catch (error) {
-      const final = context.attempt >= context.maxAttempts;
+      // An attempt cut short by shutdown is handed back by the runner without spending it.
+      const final = context.attempt >= context.maxAttempts && !context.signal.aborted;
       const finished = clock.now();
       if (final) {
         const e = error as { message?: unknown; name?: unknown; code?: unknown };

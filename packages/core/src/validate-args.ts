@@ -1,4 +1,5 @@
 import { SuperSpreaderError, describeValue } from "./errors.js";
+import { MAX_ID } from "./ids.js";
 import type { IdRange, QueueJob } from "./ports.js";
 
 /**
@@ -27,10 +28,10 @@ export function checkRunId(runId: unknown): asserts runId is string {
 }
 
 export function checkRange(range: IdRange, field = "range"): void {
-  if (typeof range?.beginId !== "bigint" || typeof range.endId !== "bigint" || range.beginId < 0n || range.endId < range.beginId) {
+  if (typeof range?.beginId !== "bigint" || typeof range.endId !== "bigint" || range.beginId < 0n || range.endId < range.beginId || range.endId > MAX_ID) {
     throw new SuperSpreaderError(
       "INVALID_ARGUMENT",
-      `${field} must have bigint ids with 0 ≤ beginId ≤ endId, got ${describeValue({ beginId: range?.beginId, endId: range?.endId })}`,
+      `${field} must have bigint ids with 0 ≤ beginId ≤ endId ≤ ${MAX_ID}, got ${describeValue({ beginId: range?.beginId, endId: range?.endId })}`,
       { field },
     );
   }

@@ -248,3 +248,24 @@ describe("runtime", () => {
     expect(isSuperSpreaderError(error) && error.code).toBe("UNKNOWN_BACKFILL");
   });
 });
+
+describe("shutdown", () => {
+  it("does not record a range as failed when its last attempt was aborted by shutdown", async () => {
+    const w = world();
+    w.spreader.define("aborted", {
+      source: createMemoryIdSource({ minId: 1, maxId: 10 }),
+      config: { ...config, maxAttempts: 1 },
+      handle: async ({ signal }) => {
+        if (signal.aborted) throw new DOMException("shutting down", "AbortError");
+      },
+    });
+    await w.spreader.start("aborted");
+    await w.run(1); // the tick
+    const job = w.queue.all().find((r) => r.job.data.kind === "batch")!;
+    const controller = new AbortController();
+    controller.abort();
+    await expect(w.spreader.perform(job.job.data, { attempt: 1, maxAttempts: 1, signal: controller.signal })).rejects.toThrow("shutting down");
+    expect((await w.spreader.audit("aborted")).failed).toEqual([]);
+    await expect(w.spreader.perform(job.job.data, { attempt: 1, maxAttempts: 1, signal: new AbortController().signal })).resolves.toBe("done");
+  });
+});
