@@ -1,1 +1,2 @@
-export {};
+export { createRedisStateStore } from "./redis-store.js";
+export type { RedisStateStoreOptions } from "./redis-store.js";

@@ -1,0 +1,365 @@
+import { MAX_ID, SuperSpreaderError, isSuperSpreaderError, padId, rangeSize } from "@superspreader/core";
+import type { ConfigChange, FailedRange, IdRange, RunMetrics, StateStore, Versioned } from "@superspreader/core";
+import type { Cluster, Redis } from "ioredis";
+import {
+  type BackfillKeys,
+  type RunKeys,
+  backfillKeys,
+  corrupt,
+  deferredMember,
+  failedMember,
+  failedPrefix,
+  namesKey,
+  parseDeferredMember,
+  parseDoneMember,
+  runKeys,
+  splitFailedMember,
+} from "./keys.js";
+import { defineScripts, parseCorruptReply } from "./scripts.js";
+import {
+  checkClient,
+  checkConfigChange,
+  checkEntry,
+  checkExpectedVersion,
+  checkFailure,
+  checkLimit,
+  checkName,
+  checkPrefix,
+  checkRange,
+  checkRunId,
+  checkTime,
+  describeValue,
+  isValidName,
+  toJson,
+} from "./validate.js";
+
+/** Options of {@link createRedisStateStore}. */
+export interface RedisStateStoreOptions {
+  /**
+   * An ioredis `Redis` or `Cluster` instance (ioredis 5.4+ or 6). The store registers
+   * its Lua scripts on it (`defineCommand`, names starting with `superspreader`) and
+   * never closes it. Required.
+   *
+   * @default none (required)
+   */
+  readonly client: Redis | Cluster;
+  /**
+   * Prefix of every key the store writes: `<prefix>:{<name>}:…` per backfill and
+   * `<prefix>:names` for the index. Must not be empty nor contain `{` or `}`
+   * (the braces around the backfill name are the Redis Cluster hash tag).
+   *
+   * @default "superspreader"
+   */
+  readonly prefix?: string;
+}
+
+/** How many configuration changes a backfill keeps (newest first). */
+const CONFIG_CHANGES_KEPT = 1000;
+/** Per-minute metric buckets older than this (relative to the newest completion) are dropped. */
+const BUCKET_WINDOW_MS = 60 * 60_000;
+
+/**
+ * Creates a {@link StateStore} on an injected ioredis client.
+ *
+ * Every write is one atomic Lua script (one round trip); `markDone`, the per-batch
+ * hot path, is a single `EVALSHA`. All keys of a backfill share the hash tag
+ * `{name}`, so it works on Redis Cluster.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis";
+ * import { createSuperSpreader } from "@superspreader/core";
+ * import { createRedisStateStore } from "@superspreader/store-redis";
+ *
+ * const redis = new Redis(process.env.REDIS_URL!);
+ * const store = createRedisStateStore({ client: redis, prefix: "backfills" });
+ * const spreader = createSuperSpreader({ queue, store });
+ * ```
+ */
+export function createRedisStateStore(options: RedisStateStoreOptions): StateStore {
+  if (typeof options !== "object" || options === null) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `options must be an object with a client, got ${describeValue(options)}`, {
+      field: "options",
+    });
+  }
+  checkClient(options.client);
+  const prefix = options.prefix ?? "superspreader";
+  checkPrefix(prefix);
+  const client = options.client;
+  defineScripts(client);
+  const names = namesKey(prefix);
+  let closed = false;
+
+  /**
+   * Runs one Redis call, turning its failures into superspreader errors. `key` is the
+   * one a plain command's WRONGTYPE is about; scripts name the offending key themselves.
+   */
+  async function call<T>(operation: string, key: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw translate(error, operation, key);
+    }
+  }
+
+  function ensureOpen(operation: string): void {
+    if (closed) {
+      throw new SuperSpreaderError("INVALID_STATE", `${operation}: this Redis state store was closed; create a new one with createRedisStateStore()`);
+    }
+  }
+
+  /** Checks the store is open and the name valid; the backfill's keys. */
+  function backfill(operation: string, name: string): BackfillKeys {
+    ensureOpen(operation);
+    checkName(name);
+    return backfillKeys(prefix, name);
+  }
+
+  /** Checks the store is open and name and runId valid; the run's keys. */
+  function runOf(operation: string, name: string, runId: string): RunKeys {
+    ensureOpen(operation);
+    checkName(name);
+    checkRunId(runId);
+    return runKeys(prefix, name, runId);
+  }
+
+  return {
+    async get(name): Promise<Versioned<unknown> | null> {
+      const { doc } = backfill("get", name);
+      const fields = await call("get", doc, () => client.hgetall(doc));
+      if (Object.keys(fields).length === 0) return null;
+      const { version, value } = fields;
+      if (version === undefined || !/^[1-9]\d{0,14}$/.test(version)) {
+        throw corrupt(doc, version === undefined ? "has no version field" : `has version = ${JSON.stringify(version)}, expected a whole number ≥ 1`);
+      }
+      if (value === undefined) throw corrupt(doc, "has no value field");
+      return { version: Number(version), value: parseJson(doc, value) };
+    },
+
+    async compareAndSet(name, expectedVersion, value) {
+      const { doc } = backfill("compareAndSet", name);
+      checkExpectedVersion(expectedVersion);
+      const json = toJson(value, "value");
+      // The index lives outside the backfill's slot, so it cannot join the script.
+      // Written first, it may name a backfill whose document is not there yet (list()
+      // leaves those out), but never misses one that is.
+      if (expectedVersion === 0) await call("compareAndSet", names, () => client.sadd(names, name));
+      const version = await call("compareAndSet", doc, () => client.superspreaderCompareAndSet(doc, String(expectedVersion), json));
+      return version === 0 ? null : Number(version);
+    },
+
+    async list() {
+      ensureOpen("list");
+      const members = (await call("list", names, () => client.smembers(names))).filter(isValidName);
+      const exists = await Promise.all(
+        members.map((name) => {
+          const { doc } = backfillKeys(prefix, name);
+          return call("list", doc, () => client.exists(doc));
+        }),
+      );
+      return members.filter((_, i) => exists[i] === 1).sort();
+    },
+
+    async appendConfigChange(name, change) {
+      const { configChanges } = backfill("appendConfigChange", name);
+      checkConfigChange(change);
+      const json = toJson(change, "change");
+      await call("appendConfigChange", configChanges, () =>
+        client.superspreaderAppendConfigChange(configChanges, json, String(CONFIG_CHANGES_KEPT)),
+      );
+    },
+
+    async listConfigChanges(name, limit) {
+      const { configChanges } = backfill("listConfigChanges", name);
+      checkLimit(limit);
+      const items = await call("listConfigChanges", configChanges, () => client.lrange(configChanges, 0, limit - 1));
+      return items.map((item) => parseConfigChange(configChanges, item));
+    },
+
+    async markDone(name, runId, range, at) {
+      const keys = runOf("markDone", name, runId);
+      checkRange(range, "range");
+      checkTime(at, "at");
+      const minute = Math.floor(at / 60_000) * 60_000;
+      const { beginId, endId } = range;
+      const added = await call("markDone", keys.done, () =>
+        client.superspreaderMarkDone(
+          keys.done,
+          keys.metrics,
+          keys.minutes,
+          padId(beginId),
+          padId(endId),
+          beginId === 0n ? "" : padId(beginId - 1n),
+          endId === MAX_ID ? "" : padId(endId + 1n),
+          rangeSize(range).toString(),
+          String(at),
+          String(minute),
+          String(minute - BUCKET_WINDOW_MS),
+        ),
+      );
+      return added === 1;
+    },
+
+    async listDone(name, runId) {
+      const { done } = runOf("listDone", name, runId);
+      const members = await call("listDone", done, () => client.zrangebylex(done, "-", "+"));
+      const ranges = members.map((member) => parseDoneMember(done, member));
+      for (let i = 1; i < ranges.length; i++) {
+        const previous = ranges[i - 1] as IdRange;
+        if ((ranges[i] as IdRange).beginId <= previous.endId + 1n) {
+          throw corrupt(done, `holds overlapping or adjacent ranges ${JSON.stringify(members[i - 1])} and ${JSON.stringify(members[i])}`);
+        }
+      }
+      return ranges;
+    },
+
+    async addDeferred(name, runId, entry) {
+      const keys = runOf("addDeferred", name, runId);
+      checkEntry(entry, "entry");
+      await call("addDeferred", keys.deferred, () =>
+        client.superspreaderAddDeferred(keys.deferred, keys.metrics, deferredMember(entry)),
+      );
+    },
+
+    async listDeferred(name, runId, limit) {
+      const { deferred } = runOf("listDeferred", name, runId);
+      checkLimit(limit);
+      const members = await call("listDeferred", deferred, () => client.zrevrangebylex(deferred, "+", "-", "LIMIT", 0, limit));
+      return members.map((member) => parseDeferredMember(deferred, member));
+    },
+
+    async removeDeferred(name, runId, entries) {
+      const { deferred } = runOf("removeDeferred", name, runId);
+      if (!Array.isArray(entries)) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `entries must be an array, got ${describeValue(entries)}`, { field: "entries" });
+      }
+      entries.forEach((entry, i) => checkEntry(entry, `entries[${i}]`));
+      if (entries.length === 0) return;
+      await call("removeDeferred", deferred, () => client.zrem(deferred, ...entries.map(deferredMember)));
+    },
+
+    async addFailed(name, runId, failure) {
+      const keys = runOf("addFailed", name, runId);
+      checkFailure(failure);
+      const { error, errorName, attempts, at } = failure;
+      const member = failedMember(failure, toJson({ error, errorName, attempts, at }, "failure"));
+      await call("addFailed", keys.failed, () =>
+        client.superspreaderAddFailed(keys.failed, keys.metrics, failedPrefix(failure), member),
+      );
+    },
+
+    async listFailed(name, runId, limit) {
+      const { failed } = runOf("listFailed", name, runId);
+      checkLimit(limit);
+      const members = await call("listFailed", failed, () => client.zrevrangebylex(failed, "+", "-", "LIMIT", 0, limit));
+      return members.map((member) => parseFailedMember(failed, member));
+    },
+
+    async requeueFailed(name, runId) {
+      const keys = runOf("requeueFailed", name, runId);
+      const moved = await call("requeueFailed", keys.failed, () =>
+        client.superspreaderRequeueFailed(keys.failed, keys.deferred, keys.metrics),
+      );
+      return Number(moved);
+    },
+
+    async metrics(name, runId): Promise<RunMetrics> {
+      const keys = runOf("metrics", name, runId);
+      const [counters, minutes] = await call("metrics", keys.metrics, () =>
+        client.superspreaderReadMetrics(keys.metrics, keys.minutes),
+      );
+      return parseMetrics(keys.metrics, pairs(counters), keys.minutes, pairs(minutes));
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}
+
+function translate(error: unknown, operation: string, key: string): Error {
+  if (isSuperSpreaderError(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const reported = parseCorruptReply(message);
+  if (reported) return corrupt(reported.key, reported.detail, error);
+  if (message.includes("WRONGTYPE")) return corrupt(key, "holds a value of the wrong Redis type", error);
+  return new SuperSpreaderError("ADAPTER_ERROR", `Redis state store: ${operation} failed: ${message}`, { cause: error });
+}
+
+function parseJson(key: string, json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (error) {
+    throw corrupt(key, `holds invalid JSON ${JSON.stringify(json.slice(0, 100))}`, error);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseConfigChange(key: string, json: string): ConfigChange {
+  const value = parseJson(key, json);
+  if (
+    !isPlainObject(value) ||
+    typeof value.at !== "number" ||
+    typeof value.actor !== "string" ||
+    (value.reason !== undefined && typeof value.reason !== "string") ||
+    !isPlainObject(value.changes)
+  ) {
+    throw corrupt(key, `holds ${JSON.stringify(json.slice(0, 100))}, expected a configuration change { at, actor, reason?, changes }`);
+  }
+  const change = value as unknown as ConfigChange;
+  const { at, actor, reason, changes } = change;
+  return reason === undefined ? { at, actor, changes } : { at, actor, reason, changes };
+}
+
+function parseFailedMember(key: string, member: string): FailedRange {
+  const { entry, json } = splitFailedMember(key, member);
+  const value = parseJson(key, json);
+  if (
+    !isPlainObject(value) ||
+    typeof value.error !== "string" ||
+    typeof value.errorName !== "string" ||
+    !Number.isSafeInteger(value.attempts) ||
+    typeof value.at !== "number"
+  ) {
+    throw corrupt(key, `holds ${JSON.stringify(member.slice(0, 200))}, expected a failure record { error, errorName, attempts, at }`);
+  }
+  return { ...entry, error: value.error, errorName: value.errorName, attempts: value.attempts as number, at: value.at };
+}
+
+/** A flat `[field, value, …]` reply as a map. */
+function pairs(flat: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(flat[i] as string, flat[i + 1] as string);
+  return map;
+}
+
+function parseMetrics(metricsKey: string, counters: Map<string, string>, minutesKey: string, minutes: Map<string, string>): RunMetrics {
+  const count = (field: string): number => {
+    const raw = counters.get(field);
+    if (raw === undefined) return 0;
+    if (!/^\d{1,15}$/.test(raw)) throw corrupt(metricsKey, `has ${field} = ${JSON.stringify(raw)}, expected a whole number`);
+    return Number(raw);
+  };
+  const idsDone = counters.get("idsDone") ?? "0";
+  if (!/^\d+$/.test(idsDone)) throw corrupt(metricsKey, `has idsDone = ${JSON.stringify(idsDone)}, expected a decimal`);
+  const lastDoneAt = counters.has("lastDoneAt") ? count("lastDoneAt") : null;
+  const recent = [...minutes].map(([field, raw]) => {
+    const m = /^(\d+):(\d{1,15})$/.exec(raw);
+    if (!/^\d{1,15}$/.test(field) || !m) {
+      throw corrupt(minutesKey, `has ${JSON.stringify(field)} = ${JSON.stringify(raw)}, expected <minute epoch ms> = "<ids>:<batches>"`);
+    }
+    return { minute: Number(field), ids: BigInt(m[1] as string).toString(), batches: Number(m[2]) };
+  });
+  recent.sort((a, b) => a.minute - b.minute);
+  return {
+    batchesDone: count("batchesDone"),
+    idsDone: BigInt(idsDone).toString(),
+    batchesFailed: count("batchesFailed"),
+    batchesDeferred: count("batchesDeferred"),
+    lastDoneAt,
+    recent: recent.slice(-60),
+  };
+}
