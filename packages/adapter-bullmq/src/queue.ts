@@ -1,0 +1,238 @@
+import { SuperSpreaderError, assertValidJob } from "@superspreader/core";
+import type { EnqueueResult, JobQueue, QueueCounts, QueueJob } from "@superspreader/core";
+import { Queue } from "bullmq";
+import type { JobsOptions, KeepJobs } from "bullmq";
+import type { Cluster, Redis } from "ioredis";
+import { connectionOption, describeValue, errorHookOption, invalidOption, prefixOption, queueNameOption, wholeNumber } from "./validate.js";
+
+/** How long BullMQ keeps finished jobs (and so their ids) in Redis. */
+export interface BullMQRetention {
+  /**
+   * Seconds a finished job is kept at least. BullMQ evicts older ones lazily,
+   * when another job of the same kind (completed or failed) finishes.
+   */
+  readonly ageSeconds: number;
+  /**
+   * Keep at most this many of the newest finished jobs, even if younger than `ageSeconds`.
+   * @default no limit
+   */
+  readonly count?: number;
+}
+
+/** Delay between a failed attempt and the next one. */
+export interface BullMQBackoff {
+  /** `"exponential"` waits `delayMs · 2^(n-1)` before retry n; `"fixed"` waits `delayMs` every time. */
+  readonly type: "exponential" | "fixed";
+  /** Base delay in milliseconds. */
+  readonly delayMs: number;
+}
+
+/** Options of {@link createBullMQJobQueue}. */
+export interface BullMQJobQueueOptions {
+  /**
+   * An ioredis `Redis` or `Cluster` instance. Injected: used for commands, never closed.
+   * Producers may keep ioredis' default `maxRetriesPerRequest` (fail fast); no `keyPrefix`.
+   */
+  connection: Redis | Cluster;
+  /**
+   * The BullMQ queue name; workers must use the same. No `:`.
+   * @default "superspreader"
+   */
+  queueName?: string;
+  /**
+   * BullMQ's key prefix; keys are `<prefix>:<queueName>:…`. On Redis Cluster put a
+   * hash tag in it (`"{bf}"`) so every key of the queue lands in one slot.
+   * @default "bull"
+   */
+  prefix?: string;
+  /** Jobs per `addBulk` call (one Redis pipeline each). @default 500 */
+  chunkSize?: number;
+  /**
+   * Retention of completed jobs, or `"forever"`. A job id stays blocked (deduplicated)
+   * only while its finished job is retained: once BullMQ evicts it, enqueueing the
+   * same id stores and runs the job again. The scheduler re-enqueues a cycle's jobs
+   * when a tick is retried or recovered after a crash, seconds to minutes later, so
+   * the default keeps a day; the ledger, not the queue, is the record of what is done.
+   * Memory grows with the jobs finished per day: about 1 KB per completed job.
+   * @default { ageSeconds: 86_400 }
+   */
+  keepCompleted?: BullMQRetention | "forever";
+  /**
+   * Retention of jobs that failed for good, or `"forever"`. The runtime has already
+   * recorded their ranges as failed in the state store; these are for inspection.
+   * @default { ageSeconds: 604_800 } (7 days)
+   */
+  keepFailed?: BullMQRetention | "forever";
+  /**
+   * Delay before retries of a failed attempt.
+   * @default { type: "exponential", delayMs: 1000 }
+   */
+  backoff?: BullMQBackoff;
+  /**
+   * Called with errors the BullMQ `Queue` emits (connection trouble, mostly).
+   * Without a listener such an error would crash the process.
+   * @default logs them with console.error
+   */
+  onError?: (error: unknown) => void;
+}
+
+function retentionOption(value: unknown, field: string, fallback: BullMQRetention): KeepJobs | false {
+  const retention = value ?? fallback;
+  if (retention === "forever") return false;
+  if (typeof retention !== "object" || retention === null) {
+    throw invalidOption(field, `must be { ageSeconds, count? } or "forever", got ${describeValue(value)}`);
+  }
+  const { ageSeconds, count } = retention as { ageSeconds?: unknown; count?: unknown };
+  if (ageSeconds === undefined) throw invalidOption(`${field}.ageSeconds`, "is required (seconds to keep finished jobs)");
+  const age = wholeNumber(ageSeconds, `${field}.ageSeconds`, 0, 1);
+  return count === undefined ? { age } : { age, count: wholeNumber(count, `${field}.count`, 0, 1) };
+}
+
+function backoffOption(value: unknown): { type: "exponential" | "fixed"; delay: number } {
+  if (value === undefined) return { type: "exponential", delay: 1_000 };
+  const { type, delayMs } = (value ?? {}) as { type?: unknown; delayMs?: unknown };
+  if (type !== "exponential" && type !== "fixed") {
+    throw invalidOption("backoff.type", `must be "exponential" or "fixed", got ${describeValue(type)}`);
+  }
+  if (delayMs === undefined) throw invalidOption("backoff.delayMs", "is required (base delay in milliseconds)");
+  return { type, delay: wholeNumber(delayMs, "backoff.delayMs", 0, 0) };
+}
+
+function adapterError(message: string, cause: unknown): SuperSpreaderError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new SuperSpreaderError("ADAPTER_ERROR", `${message}: ${reason}`, { cause });
+}
+
+/**
+ * Creates a JobQueue on BullMQ: bulk, deduplicated by job id, delayed to each job's
+ * run time, with priorities, retries and backoff.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis";
+ * import { createSuperSpreader } from "@superspreader/core";
+ * import { createBullMQJobQueue } from "@superspreader/adapter-bullmq";
+ * import { createRedisStateStore } from "@superspreader/store-redis";
+ *
+ * const redis = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: null });
+ * const spreader = createSuperSpreader({
+ *   queue: createBullMQJobQueue({ connection: redis }),
+ *   store: createRedisStateStore({ client: redis }),
+ * });
+ * ```
+ */
+export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
+  if (typeof options !== "object" || options === null) {
+    throw invalidOption("options", `must be an object with at least a connection, got ${describeValue(options)}`);
+  }
+  const connection = connectionOption(options.connection, "producer");
+  const queueName = queueNameOption(options.queueName);
+  const prefix = prefixOption(options.prefix);
+  const chunkSize = wholeNumber(options.chunkSize, "chunkSize", 500, 1, 100_000);
+  const removeOnComplete = retentionOption(options.keepCompleted, "keepCompleted", { ageSeconds: 86_400 });
+  const removeOnFail = retentionOption(options.keepFailed, "keepFailed", { ageSeconds: 604_800 });
+  const backoff = backoffOption(options.backoff);
+  const onError = errorHookOption<(error: unknown) => void>(options.onError, (error) =>
+    console.error("[superspreader] BullMQ queue error:", error),
+  );
+
+  // A shared ioredis instance: BullMQ neither duplicates nor closes it for a Queue.
+  const queue = new Queue(queueName, { connection, prefix });
+  queue.on("error", (error: unknown) => onError(error));
+  let closing: Promise<void> | undefined;
+
+  /** Which ids already have a job hash: any state BullMQ retains counts as present. */
+  const existing = async (ids: readonly string[]): Promise<boolean[]> => {
+    const pipeline = connection.pipeline();
+    for (const id of ids) pipeline.exists(queue.toKey(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.map((id, i) => {
+      const [error, count] = replies[i] ?? [new Error(`no reply for EXISTS of job ${id}`), 0];
+      if (error) throw error;
+      return Number(count) > 0;
+    });
+  };
+
+  const toBulkJob = (job: QueueJob, now: number): { name: string; data: QueueJob["data"]; opts: JobsOptions } => {
+    const opts: JobsOptions = {
+      jobId: job.id,
+      // BullMQ delays are relative; its delayed score is `timestamp + delay`, so
+      // passing our `now` as the timestamp makes the job due at exactly `runAt`.
+      timestamp: now,
+      delay: Math.max(0, job.runAt - now),
+      attempts: job.attempts,
+      backoff,
+      removeOnComplete,
+      removeOnFail,
+    };
+    if (job.priority !== undefined) opts.priority = job.priority;
+    return { name: job.data.kind, data: job.data, opts };
+  };
+
+  return {
+    capabilities: { priorities: true },
+
+    async enqueue(jobs: readonly QueueJob[]): Promise<EnqueueResult> {
+      if (closing) throw new SuperSpreaderError("INVALID_STATE", `the BullMQ job queue ${JSON.stringify(queueName)} is closed; create a new one`);
+      if (!Array.isArray(jobs)) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `jobs must be an array of QueueJob, got ${describeValue(jobs)}`, { field: "jobs" });
+      }
+      for (const job of jobs) assertValidJob(job);
+
+      let added = 0;
+      let duplicates = 0;
+      const seen = new Set<string>();
+      for (let start = 0; start < jobs.length; start += chunkSize) {
+        // A repeated id within the list is a duplicate of its first occurrence.
+        const chunk: QueueJob[] = [];
+        for (const job of jobs.slice(start, start + chunkSize)) {
+          if (seen.has(job.id)) duplicates += 1;
+          else chunk.push(job);
+          seen.add(job.id);
+        }
+        if (chunk.length === 0) continue;
+        try {
+          // addBulk returns a Job per input whether it was stored or was a duplicate
+          // (built client-side, with the new data), so duplicates are found
+          // beforehand with one pipelined EXISTS per chunk. BullMQ's add script still
+          // checks atomically, so a job added by another producer in between is never
+          // overwritten; it is just counted as added here.
+          const present = await existing(chunk.map((job) => job.id));
+          const fresh = chunk.filter((_, i) => !present[i]);
+          duplicates += chunk.length - fresh.length;
+          if (fresh.length === 0) continue;
+          const now = Date.now();
+          await queue.addBulk(fresh.map((job) => toBulkJob(job, now)));
+          added += fresh.length;
+        } catch (error) {
+          throw adapterError(
+            `BullMQ enqueue into ${JSON.stringify(queueName)} failed after ${added} new and ${duplicates} duplicate jobs of ${jobs.length}` +
+              ` (the chunk in flight may be partly stored; enqueue the same list again to complete it)`,
+            error,
+          );
+        }
+      }
+      return { added, duplicates };
+    },
+
+    async counts(): Promise<QueueCounts> {
+      try {
+        const c = await queue.getJobCounts("wait", "prioritized", "delayed", "active", "failed");
+        // Prioritized jobs are ready to run too; BullMQ keeps them in a separate set.
+        return {
+          waiting: (c.wait ?? 0) + (c.prioritized ?? 0),
+          delayed: c.delayed ?? 0,
+          active: c.active ?? 0,
+          failed: c.failed ?? 0,
+        };
+      } catch (error) {
+        throw adapterError(`BullMQ counts of ${JSON.stringify(queueName)} failed`, error);
+      }
+    },
+
+    close(): Promise<void> {
+      closing ??= queue.close();
+      return closing;
+    },
+  };
+}
