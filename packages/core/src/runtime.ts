@@ -105,6 +105,11 @@ export interface BackfillStatus {
   readonly cursor: bigint;
   readonly cycle: number;
   readonly nextTickAt: number;
+  /**
+   * How late the next tick is (ms), 0 when on time or not running. A value well past one
+   * cycle means the tick chain died (its job failed for good): `start(name)` revives it.
+   */
+  readonly tickOverdueMs: number;
   readonly startedAt: number;
   readonly finishedAt: number | null;
   readonly progress: BackfillProgress;
@@ -514,6 +519,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       cursor: BigInt(doc.cursor),
       cycle: doc.cycle,
       nextTickAt: doc.nextTickAt,
+      tickOverdueMs: doc.status === "running" ? Math.max(0, clock.now() - doc.nextTickAt) : 0,
       startedAt: doc.startedAt,
       finishedAt: doc.finishedAt,
       progress: {

@@ -269,3 +269,24 @@ describe("shutdown", () => {
     await expect(w.spreader.perform(job.job.data, { attempt: 1, maxAttempts: 1, signal: new AbortController().signal })).resolves.toBe("done");
   });
 });
+
+describe("a dead tick chain", () => {
+  it("shows as an overdue tick and is revived by start() without a second chain", async () => {
+    const w = world();
+    const ids = idCounter(10_000);
+    w.spreader.define("revive", { source: createMemoryIdSource({ minId: 1, maxId: 10_000 }), config: { ...config, batchSize: 10 }, handle: ids.handle });
+    await w.spreader.start("revive");
+    await w.run(1); // cycle 0 planned; tick 1 queued for +10 s
+    await w.run(w.batchJobs().length); // the batches of cycle 0
+    const tick = w.queue.all().find((r) => r.job.data.kind === "tick" && r.job.data.cycle === 1)!;
+    w.clock.set(tick.runAt);
+    expect(w.queue.claim()?.job.id).toBe(tick.job.id); // a worker takes tick 1 and dies for good: the job is lost
+    w.clock.advance(60_000);
+    expect((await w.spreader.status("revive")).tickOverdueMs).toBe(60_000);
+    expect(ids.missing().length).toBeGreaterThan(0);
+    await w.spreader.start("revive");
+    await w.run();
+    expect(ids.mismatches(1)).toEqual([]);
+    expect((await w.spreader.status("revive")).status).toBe("completed");
+  });
+});
