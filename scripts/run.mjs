@@ -45,6 +45,9 @@ if (command === "demo") {
   must(run("bash", [join(root, "scripts/ensure-servers.sh")]), "installing the test servers");
   must(run(pnpmCmd, [...pnpmArgs, "install", ...frozen, "--reporter=silent"]), "pnpm install");
   must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "typecheck"]), "type-checking");
+  // Every package must build to ESM + CJS with types and pass publint and arethetypeswrong.
+  must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "build"]), "building");
+  must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "lint:package"]), "package lint (publint, attw)");
   mkdirSync(join(root, ".tmp"), { recursive: true });
   const report = join(root, ".tmp", "vitest.json");
   const status = run(pnpmCmd, [
