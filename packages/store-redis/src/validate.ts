@@ -1,22 +1,9 @@
-import { MAX_ID, SuperSpreaderError } from "@superspreader/core";
-import type { ConfigChange, FailedRange, IdRange, RangeEntry } from "@superspreader/core";
+import type { ConfigChange, FailedRange, RangeEntry } from "@superspreader/core";
+import { NAME_PATTERN, SuperSpreaderError, checkLimit, checkName, checkRange, checkRunId, describeValue } from "@superspreader/core";
 
-// Same alphabets as core's in-memory store, so a name valid there is valid here. Neither
+// The argument rules are core's, so a name valid in the in-memory store is valid here. Neither
 // allows `{` or `}`, which would move the Cluster hash tag, nor `:`, which separates key parts.
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** A value for an error message: strings quoted, bigints with `n`. (core's describeValue is not exported.) */
-export function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value !== "object" || value === null) return String(value);
-  try {
-    return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
+export { checkLimit, checkName, checkRange, checkRunId, describeValue };
 
 function invalid(field: string, message: string): SuperSpreaderError {
   return new SuperSpreaderError("INVALID_ARGUMENT", `${field} ${message}`, { field });
@@ -41,27 +28,8 @@ export function isValidName(name: string): boolean {
   return NAME_PATTERN.test(name);
 }
 
-export function checkName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
-    throw invalid(
-      "name",
-      `must be 1–100 characters of letters, digits, "_", "." or "-" starting with a letter or digit, got ${describeValue(name)}`,
-    );
-  }
-}
 
-export function checkRunId(runId: unknown): asserts runId is string {
-  if (typeof runId !== "string" || !RUN_ID_PATTERN.test(runId)) {
-    throw invalid("runId", `must be 1–64 characters of letters, digits, "_" or "-", got ${describeValue(runId)}`);
-  }
-}
 
-export function checkRange(range: IdRange, field: string): void {
-  const { beginId, endId } = (range ?? {}) as Partial<IdRange>;
-  if (typeof beginId !== "bigint" || typeof endId !== "bigint" || beginId < 0n || endId < beginId || endId > MAX_ID) {
-    throw invalid(field, `must have bigint ids with 0 ≤ beginId ≤ endId ≤ ${MAX_ID}, got ${describeValue({ beginId, endId })}`);
-  }
-}
 
 export function checkEntry(entry: RangeEntry, field: string): void {
   checkRange(entry, field);
@@ -70,11 +38,6 @@ export function checkEntry(entry: RangeEntry, field: string): void {
   }
 }
 
-export function checkLimit(limit: unknown): asserts limit is number {
-  if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1) {
-    throw invalid("limit", `must be a whole number ≥ 1, got ${describeValue(limit)}`);
-  }
-}
 
 export function checkTime(value: unknown, field: string): asserts value is number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
