@@ -125,6 +125,7 @@ export function parseJobData(data: unknown): JobData {
     if (!isIdString(d.beginId) || !isIdString(d.endId) || BigInt(d.beginId) > BigInt(d.endId) || BigInt(d.beginId) < 0n) {
       throw corrupt(what, `has range ${JSON.stringify(d.beginId)}..${JSON.stringify(d.endId)}`);
     }
+    if (d.scheduledAt !== undefined && !isTime(d.scheduledAt)) throw corrupt(what, `has scheduledAt ${JSON.stringify(d.scheduledAt)}`);
     return d as unknown as BatchJobData;
   }
   throw corrupt(what, `has kind ${JSON.stringify(d.kind)}, expected "tick" or "batch"`);

@@ -33,13 +33,18 @@ export interface SuperSpreaderEvents {
     readonly beginAt: number;
     readonly nextTickAt: number;
   };
-  batchStarted: BatchEvent & { readonly attempt: number };
+  batchStarted: BatchEvent & {
+    readonly attempt: number;
+    /** The batch's planned run time (epoch ms); `at - scheduledAt` is the queue lag. Absent for jobs of older versions. */
+    readonly scheduledAt?: number;
+  };
   batchFinished: BatchEvent & {
     readonly attempt: number;
     readonly durationMs: number;
     /** False when the range had already been recorded (a repeated delivery). */
     readonly firstCompletion: boolean;
   };
+  /** The handler threw, or the range could not be recorded done (then `final` is false and the job is retried). */
   batchFailed: BatchEvent & {
     readonly attempt: number;
     readonly maxAttempts: number;

@@ -69,6 +69,8 @@ export interface BatchJobData {
   readonly cycle: number;
   readonly beginId: string;
   readonly endId: string;
+  /** The batch's planned run time (epoch ms), for queue-lag metrics. Absent in jobs queued by older versions. */
+  readonly scheduledAt?: number;
 }
 
 /** Everything core ever puts on a queue. Plain JSON. */

@@ -317,20 +317,24 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const slots = { rate, beginAtMs: plan.beginAt, spreadWithinSecond: plan.spreadWithinSecond };
     const jobs: QueueJob[] = [];
     const priority = doc.config.priority;
-    const batch = (range: IdRange, slot: number): QueueJob => ({
-      id: batchJobId(doc.name, doc.runId, plan.cycle, range),
-      runAt: slotTime(slots, slot),
-      attempts: doc.config.maxAttempts,
-      ...(priority === null ? {} : { priority }),
-      data: {
-        kind: "batch",
-        backfill: doc.name,
-        runId: doc.runId,
-        cycle: plan.cycle,
-        beginId: range.beginId.toString(),
-        endId: range.endId.toString(),
-      },
-    });
+    const batch = (range: IdRange, slot: number): QueueJob => {
+      const runAt = slotTime(slots, slot);
+      return {
+        id: batchJobId(doc.name, doc.runId, plan.cycle, range),
+        runAt,
+        attempts: doc.config.maxAttempts,
+        ...(priority === null ? {} : { priority }),
+        data: {
+          kind: "batch",
+          backfill: doc.name,
+          runId: doc.runId,
+          cycle: plan.cycle,
+          beginId: range.beginId.toString(),
+          endId: range.endId.toString(),
+          scheduledAt: runAt,
+        },
+      };
+    };
     let slot = 0;
     for (const entry of plan.requeue) jobs.push(batch(fromStored(entry), slot++));
     for (const range of descendingRanges(BigInt(plan.cursor), BigInt(doc.minId), plan.batchSize, plan.fresh)) jobs.push(batch(range, slot++));
@@ -458,7 +462,11 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       );
     }
     const started = clock.now();
-    events.emit("batchStarted", { ...where, attempt: context.attempt });
+    events.emit("batchStarted", {
+      ...where,
+      attempt: context.attempt,
+      ...(data.scheduledAt === undefined ? {} : { scheduledAt: data.scheduledAt }),
+    });
     try {
       await definition.handle({
         backfill: doc.name,
@@ -487,6 +495,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       }
       events.emit("batchFailed", {
         ...where,
+        at: finished,
         attempt: context.attempt,
         maxAttempts: context.maxAttempts,
         durationMs: finished - started,
@@ -496,8 +505,23 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       throw error;
     }
     const finished = clock.now();
-    const firstCompletion = await store.markDone(doc.name, doc.runId, range, finished);
-    events.emit("batchFinished", { ...where, attempt: context.attempt, durationMs: finished - started, firstCompletion });
+    let firstCompletion: boolean;
+    try {
+      firstCompletion = await store.markDone(doc.name, doc.runId, range, finished);
+    } catch (error) {
+      // The work is done but not recorded: the queue runs the batch again (idempotent handlers).
+      events.emit("batchFailed", {
+        ...where,
+        at: clock.now(),
+        attempt: context.attempt,
+        maxAttempts: context.maxAttempts,
+        durationMs: finished - started,
+        error,
+        final: false,
+      });
+      throw error;
+    }
+    events.emit("batchFinished", { ...where, at: finished, attempt: context.attempt, durationMs: finished - started, firstCompletion });
     return "done";
   };
 

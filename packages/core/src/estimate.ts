@@ -1,0 +1,353 @@
+import { IANAZone } from "luxon";
+import { validateConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { SuperSpreaderError, describeValue } from "./errors.js";
+import { parseId, type IdLike } from "./ids.js";
+import type { IdRange, RunMetrics } from "./ports.js";
+import { toRational, type Rational } from "./rational.js";
+import type { PeakSchedule } from "./peak.js";
+import { checkDuration, slotCount, slotTime } from "./spread.js";
+
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const WEEK = 7 * DAY;
+/** How far ahead the calendar is walked cycle run by cycle run; a finish beyond it is extrapolated. */
+const HORIZON_MS = Math.round(100 * 365.2425 * DAY);
+/** A window pattern unchanged for this long never changes (every window is on, or none starts). */
+const STEADY_MS = 8 * DAY;
+
+/** Options of {@link estimate}. */
+export interface EstimateOptions {
+  /** The backfill's configuration (validated again here, so a stored or hand-written one both work). */
+  config: BackfillConfig | BackfillConfigInput;
+  /**
+   * When the next cycle starts (Date or epoch ms): the status's `nextTickAt`, or now when the tick is late,
+   * since a late tick starts its cycle when it runs.
+   */
+  from: Date | number;
+  /** Fresh ids not planned yet: `cursor - minId + 1`, or 0 once the cursor is below `minId`. */
+  idsRemaining: IdLike;
+  /**
+   * Ranges the next cycles enqueue again before fresh ones (the deferred ranges). Each takes one batch slot.
+   * @default []
+   */
+  requeued?: readonly IdRange[];
+  /**
+   * Ids per second seen recently (see {@link observedRate}); gives the second estimate, `observedFinishAt`.
+   * @default null
+   */
+  observed?: number | null;
+}
+
+/** What {@link estimate} returns. Times are epoch ms. */
+export interface Estimate {
+  /**
+   * When the last remaining batch is due to run, if every tick runs on time: `from` when nothing remains,
+   * null when no cycle will ever plan a batch (every rate is 0, or no cycle starts inside a window whose rate
+   * is above 0). Batches still in flight are not counted; add their processing time yourself.
+   */
+  readonly finishAt: number | null;
+  /** Cycles from `from` up to and including the one that plans the last batch; 0 when nothing remains, null with `finishAt`. */
+  readonly cyclesRemaining: number | null;
+  /** Batch slots left: `ceil(idsRemaining / batchSize)` fresh batches plus one per requeued range. */
+  readonly batchesRemaining: bigint;
+  /** Ids those batches cover: `idsRemaining` plus the requeued ranges' ids. */
+  readonly idsRemaining: bigint;
+  /**
+   * True when the finish lies more than 100 years after `from`: the calendar was walked for 100 years and the
+   * rest extrapolated from that walk's average pace (exact to within a fraction of a week per century).
+   */
+  readonly extrapolated: boolean;
+  /** `from` plus the remaining ids at the observed pace; null without an observation or when it is 0. */
+  readonly observedFinishAt: number | null;
+}
+
+/** When the on/off-peak window changes next, and to what. */
+export interface WindowChange {
+  /** The first instant (epoch ms) of the new window. */
+  readonly at: number;
+  /** Whether that instant is on peak. */
+  readonly onPeak: boolean;
+}
+
+/* ------------------------------------------------------------ the calendar */
+
+/** Hour of day from ms since local midnight, computed exactly as `onPeakIn` computes it from luxon's fields. */
+function hourOfDay(ms: number): number {
+  const hour = Math.floor(ms / HOUR);
+  const minute = Math.floor((ms % HOUR) / 60_000);
+  const second = Math.floor((ms % 60_000) / 1000);
+  const millisecond = ms % 1000;
+  return hour + minute / 60 + second / 3600 + millisecond / 3_600_000;
+}
+
+/**
+ * The first ms of a local day whose hour of day reaches `hours`, with the same floating-point comparison
+ * `onPeakIn` makes, so a window edge such as 17.1 h lands on the very millisecond the runtime switches.
+ */
+function edgeMs(hours: number): number {
+  let ms = Math.min(DAY, Math.max(0, Math.round(hours * HOUR)));
+  while (ms > 0 && hourOfDay(ms - 1) >= hours) ms--;
+  while (ms < DAY && hourOfDay(ms) < hours) ms++;
+  return ms;
+}
+
+/** ISO weekday (1 = Monday) of a day counted from 1970-01-01, which was a Thursday. */
+const weekdayOf = (day: number): number => ((((day % 7) + 7 + 3) % 7) + 1);
+
+/**
+ * A peak schedule compiled for walking: `onPeak(localMs)` mirrors `onPeakIn` on the zone's wall clock, and
+ * `edges` are the ms of a local day where its value may change.
+ */
+interface Calendar {
+  readonly zone: IANAZone;
+  readonly edges: readonly number[];
+  onPeak(localMs: number): boolean;
+}
+
+function compile(schedule: PeakSchedule): Calendar {
+  const windows = schedule.windows.map(({ days, hours: [begin, end] }) => ({ days: new Set(days), begin, end }));
+  const edges = new Set<number>([0]);
+  for (const { begin, end } of windows) for (const h of [begin, end]) edges.add(edgeMs(h) % DAY);
+  return {
+    zone: IANAZone.create(schedule.timezone),
+    edges: [...edges].sort((a, b) => a - b),
+    onPeak(localMs) {
+      const day = Math.floor(localMs / DAY);
+      const hod = hourOfDay(localMs - day * DAY);
+      const today = weekdayOf(day);
+      const yesterday = today === 1 ? 7 : today - 1;
+      return windows.some(({ days, begin, end }) =>
+        begin < end ? days.has(today) && hod >= begin && hod < end : (days.has(today) && hod >= begin) || (days.has(yesterday) && hod < end),
+      );
+    },
+  };
+}
+
+/**
+ * The zone's UTC offset around an instant, as a span `[start, end)` over which it is constant. Found by
+ * probing a week at a time and bisecting to the millisecond, on the assumption (true of every zone's future
+ * rules) that no offset changes twice within a week. Spans are cached: the walk moves forward.
+ */
+function offsetTracker(zone: IANAZone) {
+  const offsetMs = (t: number) => Math.round(zone.offset(t) * 60_000);
+  let start = 0;
+  let end = 0;
+  let offset = 0;
+  return (t: number): { offset: number; end: number } => {
+    if (t >= start && t < end) return { offset, end };
+    offset = offsetMs(t);
+    start = t;
+    let lo = t;
+    let hi = t;
+    for (let week = 0; week < 53; week++) {
+      hi = lo + WEEK;
+      if (offsetMs(hi) !== offset) break;
+      lo = hi;
+    }
+    if (hi === lo) {
+      end = lo; // no change in a year: constant up to here, look again from there
+    } else {
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (offsetMs(mid) === offset) lo = mid;
+        else hi = mid;
+      }
+      end = hi;
+    }
+    return { offset, end };
+  };
+}
+
+/**
+ * Splits time into stretches of one window: `at(t)` says whether `t` is on peak and until when (exclusive)
+ * that holds at least; `end` may stop short at an offset change or after {@link STEADY_MS}, never late.
+ */
+function windowWalker(schedule: PeakSchedule | null): (t: number) => { onPeak: boolean; end: number } {
+  if (schedule === null) return () => ({ onPeak: false, end: Number.POSITIVE_INFINITY });
+  const calendar = compile(schedule);
+  const offsets = offsetTracker(calendar.zone);
+  const { edges } = calendar;
+  return (t) => {
+    const span = offsets(t);
+    const local = t + span.offset;
+    const onPeak = calendar.onPeak(local);
+    let day = Math.floor(local / DAY);
+    let i = edges.findIndex((e) => day * DAY + e > local);
+    if (i < 0) {
+      day++;
+      i = 0;
+    }
+    for (;;) {
+      const edgeLocal = day * DAY + (edges[i] as number);
+      const edge = edgeLocal - span.offset;
+      if (edge >= span.end) return { onPeak, end: span.end };
+      if (calendar.onPeak(edgeLocal) !== onPeak || edgeLocal - local >= STEADY_MS) return { onPeak, end: edge };
+      if (++i === edges.length) {
+        day++;
+        i = 0;
+      }
+    }
+  };
+}
+
+/* ---------------------------------------------------------------- checks */
+
+function toMs(value: unknown, field: string): number {
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `${field} must be a valid Date or epoch-ms number, got ${describeValue(value)}`, { field });
+  }
+  return ms;
+}
+
+function checkRanges(value: unknown, field: string): readonly IdRange[] {
+  if (!Array.isArray(value)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `${field} must be an array of { beginId, endId } ranges, got ${describeValue(value)}`, { field });
+  }
+  value.forEach((range: Partial<IdRange> | null, i) => {
+    if (typeof range?.beginId !== "bigint" || typeof range.endId !== "bigint" || range.beginId < 0n || range.endId < range.beginId) {
+      throw new SuperSpreaderError("INVALID_ARGUMENT", `${field}[${i}] must have bigint ids with 0 ≤ beginId ≤ endId, got ${describeValue(range)}`, {
+        field: `${field}[${i}]`,
+      });
+    }
+  });
+  return value as readonly IdRange[];
+}
+
+/* ------------------------------------------------------------------- API */
+
+/**
+ * Estimates when a backfill finishes by walking its remaining batches through the peak calendar the way the
+ * scheduler will: each cycle, starting every `duration` seconds from `from`, plans `ceil(duration × rate)`
+ * batches at the rate in force when it starts (on or off peak, 0 in a zero-rate window, following the zone's
+ * daylight saving time). Runs of cycles in one window are jumped over arithmetically, so billions of cycles
+ * cost no more than a few thousand windows. Exact, given ticks that run on time.
+ *
+ * @example
+ * ```ts
+ * const status = await spreader.status("reencrypt-messages");
+ * const { deferred } = await spreader.audit("reencrypt-messages");
+ * const eta = estimate({
+ *   config: status.config,
+ *   from: Math.max(status.nextTickAt, Date.now()),
+ *   idsRemaining: status.cursor >= status.minId ? status.cursor - status.minId + 1n : 0n,
+ *   requeued: deferred,
+ *   observed: observedRate(status.metrics, Date.now()),
+ * });
+ * eta.finishAt; // e.g. 1795046400000 (2026-11-18T00:00:00Z)
+ * ```
+ */
+export function estimate(options: EstimateOptions): Estimate {
+  if (typeof options !== "object" || options === null) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `options must be { config, from, idsRemaining }, got ${describeValue(options)}`, { field: "options" });
+  }
+  const config = validateConfig(options.config);
+  const from = toMs(options.from, "from");
+  const fresh = parseId(options.idsRemaining, "idsRemaining");
+  const requeued = checkRanges(options.requeued ?? [], "requeued");
+  const observed = options.observed ?? null;
+  if (observed !== null && (typeof observed !== "number" || !Number.isFinite(observed) || observed < 0)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `observed must be ids per second (a finite number ≥ 0) or null, got ${describeValue(observed)}`, {
+      field: "observed",
+    });
+  }
+
+  const size = BigInt(config.batchSize);
+  const idsRemaining = requeued.reduce((sum, r) => sum + r.endId - r.beginId + 1n, fresh);
+  const batchesRemaining = (fresh + size - 1n) / size + BigInt(requeued.length);
+  const observedFinishAt = observed === null || observed === 0 ? null : from + Math.ceil((Number(idsRemaining) / observed) * 1000);
+  const result = { batchesRemaining, idsRemaining, observedFinishAt };
+  if (batchesRemaining === 0n) return { ...result, finishAt: from, cyclesRemaining: 0, extrapolated: false };
+  const never = { ...result, finishAt: null, cyclesRemaining: null, extrapolated: false };
+
+  const duration = checkDuration(config.duration);
+  const rates = [config.perSecondOffPeak, config.perSecondOnPeak].map((perSecond): { rate: Rational; slots: bigint } => {
+    const rate = toRational(perSecond, "perSecond");
+    return { rate, slots: rate.num === 0n ? 0n : BigInt(slotCount(duration, rate)) };
+  });
+  if (rates.every((r) => r.slots === 0n)) return never;
+  // The runtime schedules the next tick Math.round(duration × 1000) ms after a cycle starts (at least 1 ms).
+  const durationMs = Math.max(1, Math.round(config.duration * 1000));
+  const windows = windowWalker(config.peak);
+
+  let left = batchesRemaining;
+  let t = from;
+  let cycles = 0;
+  while (t - from < HORIZON_MS) {
+    const window = windows(t);
+    const { rate, slots } = rates[window.onPeak ? 1 : 0] as { rate: Rational; slots: bigint };
+    // Cycles that start in [t, window.end): all of them run at this window's rate.
+    const count = window.end === Number.POSITIVE_INFINITY ? null : Math.max(1, Math.ceil((window.end - t) / durationMs));
+    if (slots > 0n && (count === null || left <= BigInt(count) * slots)) {
+      const last = (left + slots - 1n) / slots - 1n; // index of the cycle holding the last batch
+      const beginAtMs = t + Number(last) * durationMs;
+      const finishAt = slotTime({ rate, beginAtMs, spreadWithinSecond: config.spreadWithinSecond }, Number(left - last * slots - 1n));
+      return { ...result, finishAt, cyclesRemaining: cycles + Number(last) + 1, extrapolated: false };
+    }
+    if (count === null) return never;
+    left -= BigInt(count) * slots;
+    t += count * durationMs;
+    cycles += count;
+  }
+  const consumed = batchesRemaining - left;
+  if (consumed === 0n) return never;
+  const restMs = Number((left * BigInt(t - from) + consumed - 1n) / consumed);
+  return { ...result, finishAt: t + restMs, cyclesRemaining: cycles + Math.ceil(restMs / durationMs), extrapolated: true };
+}
+
+/**
+ * Ids per second finished recently, from a run's per-minute buckets (`status.metrics.recent`): the ids of
+ * the buckets in the last `windowMinutes`, over the time since the first of them (or since `startedAt`, when
+ * later). Null when nothing finished in that window.
+ *
+ * @example
+ * ```ts
+ * const status = await spreader.status("reencrypt-messages");
+ * observedRate(status.metrics, Date.now(), { startedAt: status.startedAt }); // e.g. 212.4
+ * ```
+ */
+export function observedRate(
+  metrics: Pick<RunMetrics, "recent">,
+  now: Date | number,
+  options: { windowMinutes?: number; startedAt?: number } = {},
+): number | null {
+  const nowMs = toMs(now, "now");
+  const windowMinutes = options.windowMinutes ?? 15;
+  if (!Number.isSafeInteger(windowMinutes) || windowMinutes < 1 || windowMinutes > 60) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `windowMinutes must be a whole number from 1 to 60, got ${describeValue(windowMinutes)}`, {
+      field: "windowMinutes",
+    });
+  }
+  const since = Math.floor(nowMs / 60_000) * 60_000 - windowMinutes * 60_000;
+  const buckets = (metrics?.recent ?? []).filter((b) => b.minute >= since && b.minute <= nowMs);
+  if (buckets.length === 0) return null;
+  const first = Math.max(Math.min(...buckets.map((b) => b.minute)), options.startedAt ?? Number.NEGATIVE_INFINITY);
+  const ids = buckets.reduce((sum, b) => sum + Number(b.ids), 0);
+  return nowMs > first ? ids / ((nowMs - first) / 1000) : null;
+}
+
+/**
+ * When the window changes next after `at` (off peak to on peak or back), following the zone's daylight saving
+ * time. Null when it never changes: no peak schedule, or windows covering the whole week.
+ *
+ * @example
+ * ```ts
+ * const next = nextWindowChange(status.config, Date.now());
+ * // { at: 1795093200000, onPeak: true }: Monday 05:00 in Los Angeles
+ * ```
+ */
+export function nextWindowChange(config: BackfillConfig | BackfillConfigInput, at: Date | number): WindowChange | null {
+  const valid = validateConfig(config);
+  const start = toMs(at, "at");
+  const windows = windowWalker(valid.peak);
+  const first = windows(start);
+  let t = start;
+  let window = first;
+  // A week with no change is a week in which every window is on or none is.
+  while (window.end - start <= 2 * WEEK) {
+    t = window.end;
+    window = windows(t);
+    if (window.onPeak !== first.onPeak) return { at: t, onPeak: window.onPeak };
+  }
+  return null;
+}
