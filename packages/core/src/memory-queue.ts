@@ -280,6 +280,9 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
       const record = queue.claim();
       if (record) {
         await runOne(record);
+        // A handler that never yields (an in-process database) would otherwise starve timers
+        // and I/O of the whole process while jobs are due.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }
       const next = queue.nextRunAt();
