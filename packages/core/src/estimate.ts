@@ -61,6 +61,21 @@ export interface Estimate {
   readonly observedFinishAt: number | null;
 }
 
+/** Options of {@link observedRate}. */
+export interface ObservedRateOptions {
+  /**
+   * Minutes of buckets to average over, 1 to 60 (runs keep the last 60).
+   * @default 15
+   */
+  windowMinutes?: number;
+  /**
+   * When the run started (epoch ms): a run younger than the window is measured from its start, not from
+   * the beginning of its first minute bucket.
+   * @default null (from the first bucket's minute)
+   */
+  startedAt?: number | null;
+}
+
 /** When the on/off-peak window changes next, and to what. */
 export interface WindowChange {
   /** The first instant (epoch ms) of the new window. */
@@ -234,7 +249,7 @@ function checkRanges(value: unknown, field: string): readonly IdRange[] {
  *   requeued: deferred,
  *   observed: observedRate(status.metrics, Date.now()),
  * });
- * eta.finishAt; // e.g. 1795046400000 (2026-11-18T00:00:00Z)
+ * eta.finishAt; // e.g. 1794960000000 (2026-11-18T00:00:00Z)
  * ```
  */
 export function estimate(options: EstimateOptions): Estimate {
@@ -306,11 +321,7 @@ export function estimate(options: EstimateOptions): Estimate {
  * observedRate(status.metrics, Date.now(), { startedAt: status.startedAt }); // e.g. 212.4
  * ```
  */
-export function observedRate(
-  metrics: Pick<RunMetrics, "recent">,
-  now: Date | number,
-  options: { windowMinutes?: number; startedAt?: number } = {},
-): number | null {
+export function observedRate(metrics: Pick<RunMetrics, "recent">, now: Date | number, options: ObservedRateOptions = {}): number | null {
   const nowMs = toMs(now, "now");
   const windowMinutes = options.windowMinutes ?? 15;
   if (!Number.isSafeInteger(windowMinutes) || windowMinutes < 1 || windowMinutes > 60) {
@@ -333,7 +344,7 @@ export function observedRate(
  * @example
  * ```ts
  * const next = nextWindowChange(status.config, Date.now());
- * // { at: 1795093200000, onPeak: true }: Monday 05:00 in Los Angeles
+ * // { at: 1795438800000, onPeak: true }: Monday 2026-11-23 05:00 in Los Angeles
  * ```
  */
 export function nextWindowChange(config: BackfillConfig | BackfillConfigInput, at: Date | number): WindowChange | null {

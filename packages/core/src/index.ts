@@ -45,6 +45,8 @@ export { isOnPeak } from "./peak.js";
 export type { PeakInput, PeakWindowInput, PeakSchedule, PeakWindow, DaysInput } from "./peak.js";
 export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE } from "./config.js";
 export type { BackfillConfig, BackfillConfigInput, RateAt } from "./config.js";
+export { estimate, observedRate, nextWindowChange } from "./estimate.js";
+export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange } from "./estimate.js";
 export type { BackfillStatusName } from "./doc.js";
 export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener } from "./events.js";
 export { createSuperSpreader, batchJobId, tickJobId } from "./runtime.js";

@@ -1,0 +1,131 @@
+import type { BackfillStatusName, PeakSchedule } from "@superspreader/core";
+
+/** Whole numbers with thousands separators: `1,234,567`. */
+export function int(value: bigint | number): string {
+  return value.toLocaleString("en-US");
+}
+
+/** A fraction 0..1 as `34.5%`. */
+export function percent(fraction: number): string {
+  return `${(Math.floor(fraction * 1000) / 10).toFixed(1)}%`;
+}
+
+/** A progress bar drawn with ASCII only, so it reads the same in every terminal and log. */
+export function bar(fraction: number, width = 30): string {
+  const filled = Math.max(0, Math.min(width, Math.floor(fraction * width)));
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+/** A rate such as 7.5, with at most `digits` decimals. */
+export function rate(perSecond: number, digits = 3): string {
+  return Number(perSecond.toFixed(digits)).toString();
+}
+
+/** An instant as ISO 8601 UTC, to the second (or to the millisecond when `precise`, without ".000"). */
+export function time(ms: number, precise = false): string {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return "beyond the year 275760";
+  const iso = new Date(ms).toISOString();
+  return precise ? iso.replace(".000Z", "Z") : iso.replace(/\.\d{3}Z$/, "Z");
+}
+
+/** A duration as its two largest units: `3d 4h`, `1m 8s`, `0s`. */
+export function span(ms: number): string {
+  let rest = Math.max(0, Math.round(ms / 1000));
+  const units: Array<[string, number]> = [
+    ["y", 365 * 86_400],
+    ["d", 86_400],
+    ["h", 3_600],
+    ["m", 60],
+    ["s", 1],
+  ];
+  const parts: string[] = [];
+  for (const [unit, seconds] of units) {
+    if (rest >= seconds || (unit === "s" && parts.length === 0)) {
+      parts.push(`${int(Math.floor(rest / seconds))}${unit}`);
+      rest %= seconds;
+    }
+    if (parts.length === 2) break;
+  }
+  return parts.join(" ");
+}
+
+/** `in 1m 8s`, `3m ago`, or `now` within a second. */
+export function relative(ms: number, now: number): string {
+  if (Math.abs(ms - now) < 1000) return "now";
+  return ms > now ? `in ${span(ms - now)}` : `${span(now - ms)} ago`;
+}
+
+/** An instant with its distance from now: `2026-11-22T10:01:10Z (in 1m 8s)`. */
+export function when(ms: number, now: number): string {
+  return `${time(ms)} (${relative(ms, now)})`;
+}
+
+/** An instant on a zone's wall clock: `Mon 2026-11-23 05:00 America/Los_Angeles`. */
+export function localTime(ms: number, timezone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", {
+      timeZone: timezone,
+      weekday: "short",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    })
+      .formatToParts(new Date(ms))
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.weekday} ${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} ${timezone}`;
+}
+
+const DAY_NAMES = ["", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+function days(list: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < list.length; ) {
+    let j = i;
+    while (j + 1 < list.length && (list[j + 1] as number) === (list[j] as number) + 1) j++;
+    const first = DAY_NAMES[list[i] as number] as string;
+    const last = DAY_NAMES[list[j] as number] as string;
+    runs.push(j - i >= 2 ? `${first}-${last}` : j > i ? `${first},${last}` : first);
+    i = j + 1;
+  }
+  return runs.join(",");
+}
+
+function clock(hours: number): string {
+  const minutes = Math.round(hours * 60);
+  return `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+}
+
+/** A peak schedule in one line: `America/Los_Angeles Mon-Fri 05:00-17:00; Sun 22:00-06:00(+1d)`. */
+export function peak(schedule: PeakSchedule | null): string {
+  if (schedule === null) return "none (always off peak)";
+  const windows = schedule.windows.map(
+    ({ days: d, hours: [begin, end] }) => `${days(d)} ${clock(begin)}-${clock(end)}${begin > end ? "(+1d)" : ""}`,
+  );
+  return `${schedule.timezone} ${windows.join("; ")}`;
+}
+
+/** Aligns rows of cells into columns separated by two spaces. */
+export function table(rows: readonly (readonly string[])[], indent = ""): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] as number))).join("  ")).join("\n");
+}
+
+/** A config or JSON value in one line: strings bare, everything else as JSON. */
+export function value(v: unknown): string {
+  if (typeof v === "string") return v;
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x)) ?? "undefined";
+}
+
+/** Colours for the state word only; off unless stdout is a terminal and NO_COLOR is unset. */
+export function paint(enabled: boolean): (state: BackfillStatusName | string) => string {
+  const codes: Record<string, number> = { running: 32, paused: 33, failed: 31, cancelled: 35, completed: 36 };
+  return (state) => {
+    const code = codes[state];
+    return enabled && code !== undefined ? `\u001b[${code}m${state}\u001b[39m` : state;
+  };
+}
