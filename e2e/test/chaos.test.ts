@@ -1,0 +1,266 @@
+/**
+ * Chaos (issue #5): a 200,000-row PostgreSQL backfill on BullMQ and Redis, with two
+ * worker processes and one tick-runner process, SIGKILLed eight times at random
+ * points (seeded; the seed is printed) and restarted each time.
+ *
+ * What it proves, from records the processes cannot fake after the fact:
+ * - every id was processed (the items table's counter, the handler's log, the audit);
+ * - an id processed more than once was processed by one job only (never by two
+ *   overlapping jobs), and each extra run of that job is explained by a stall
+ *   (BullMQ's per-job stalled counter) and happened in a process that was killed
+ *   after it: duplicates come only from batches in flight at a worker kill.
+ *
+ * Replay a run with SUPERSPREADER_CHAOS_SEED=<seed>.
+ */
+import { randomInt } from "node:crypto";
+import { waitUntil } from "@superspreader/contract-tests";
+import type { SuperSpreader } from "@superspreader/core";
+import { Queue } from "bullmq";
+import { sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/node-postgres";
+import type { NodePgDatabase } from "drizzle-orm/node-postgres";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHAOS_CONCURRENCY, CHAOS_CONFIG, CHAOS_ROWS, chaosNames, createChaosSpreader, createChaosTables, dropChaosTables } from "../src/chaos.js";
+import type { ChaosNames } from "../src/chaos.js";
+import { forkTs } from "../src/child-process.js";
+import type { TsChild } from "../src/child-process.js";
+import { serverUrl } from "../src/env.js";
+import { seededRandom } from "../src/rng.js";
+
+const WORKER_KILLS = 5;
+const TICK_KILLS = 3;
+/** Kills are drawn in [2 s, 20 s] after the start; the run is paced to last longer than that. */
+const KILL_WINDOW_MS = [2_000, 20_000] as const;
+/**
+ * A planning tick makes six port calls (read the state, read deferred ranges, store
+ * the plan, enqueue the batches, enqueue the next tick, advance the cursor); the
+ * tick runner is killed before one of them, or (7) after them all, before BullMQ
+ * hears that the tick finished.
+ */
+const TICK_KILL_POINTS = 7;
+/** A worker is killed this long (at most) after it is seen busy: a batch takes ~300 ms. */
+const MAX_WORKER_KILL_DELAY_MS = 250;
+
+type Role = "worker" | "ticks";
+
+interface PlannedKill {
+  /** Milliseconds after the backfill started. */
+  readonly atMs: number;
+  readonly target: Role;
+  /** Which worker, for a worker kill. */
+  readonly worker: 0 | 1;
+  /** For a tick-runner kill: before which port call of the next tick (1-based). */
+  readonly tickStep: number;
+  /** For a worker kill: how long after the worker is seen running a batch. */
+  readonly workerDelayMs: number;
+}
+
+/** The kill schedule, entirely drawn from the seed. */
+function planKills(random: () => number): PlannedKill[] {
+  const targets: Role[] = [...Array<Role>(WORKER_KILLS).fill("worker"), ...Array<Role>(TICK_KILLS).fill("ticks")];
+  for (let i = targets.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [targets[i], targets[j]] = [targets[j] as Role, targets[i] as Role];
+  }
+  const [from, to] = KILL_WINDOW_MS;
+  const times = targets.map(() => Math.round(from + random() * (to - from))).sort((a, b) => a - b);
+  return targets.map((target, i) => ({
+    atMs: times[i] ?? from,
+    target,
+    worker: random() < 0.5 ? 0 : 1,
+    tickStep: 1 + Math.floor(random() * TICK_KILL_POINTS),
+    workerDelayMs: Math.round(random() * MAX_WORKER_KILL_DELAY_MS),
+  }));
+}
+
+/** A process role whose current child is replaced after each kill. */
+interface Slot {
+  readonly role: Role;
+  child: TsChild;
+}
+
+interface Execution {
+  readonly execId: string;
+  readonly pid: number;
+  readonly atMs: number;
+}
+
+describe("chaos: SIGKILLed workers and tick runner on PostgreSQL, Redis and BullMQ", () => {
+  const seed = process.env.SUPERSPREADER_CHAOS_SEED ? Number(process.env.SUPERSPREADER_CHAOS_SEED) : randomInt(2 ** 31 - 1);
+  const names: ChaosNames = chaosNames(`${Date.now().toString(36)}${randomInt(1_000_000).toString(36)}`);
+  let pool: pg.Pool;
+  let db: NodePgDatabase;
+  let connection: Redis;
+  let spreader: SuperSpreader;
+  const slots: Slot[] = [];
+
+  const spawn = (role: Role): TsChild => forkTs(new URL("./fixtures/chaos-process.ts", import.meta.url), [role, JSON.stringify(names), String(seed)]);
+
+  beforeAll(async () => {
+    pool = new pg.Pool({ connectionString: serverUrl("SUPERSPREADER_PG_URL"), max: 4 });
+    db = drizzle({ client: pool });
+    connection = new Redis(serverUrl("SUPERSPREADER_REDIS_URL"), { maxRetriesPerRequest: null });
+    await createChaosTables(db, names, CHAOS_ROWS);
+    spreader = createChaosSpreader(connection, db, names, async () => {
+      throw new Error("the test process runs no batches");
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(slots.map((slot) => slot.child.kill()));
+    if (connection) {
+      for (const queueName of [names.ticksQueue, names.batchesQueue]) {
+        const queue = new Queue(queueName, { connection });
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+      let cursor = "0";
+      do {
+        const [next, keys] = await connection.scan(cursor, "MATCH", `${names.storePrefix}:*`, "COUNT", 1_000);
+        if (keys.length > 0) await connection.del(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+      connection.disconnect();
+    }
+    if (db) await dropChaosTables(db, names);
+    await pool?.end();
+  }, 60_000);
+
+  it("processes every id; duplicates are only batches in flight at a worker kill", async () => {
+    const random = seededRandom(seed);
+    const plan = planKills(random);
+    console.log(
+      `chaos: seed=${seed} (replay with SUPERSPREADER_CHAOS_SEED=${seed}); kills planned at ` +
+        plan.map((k) => `${(k.atMs / 1000).toFixed(1)}s ${k.target === "ticks" ? `ticks@step${k.tickStep}` : `worker${k.worker}+${k.workerDelayMs}ms`}`).join(", "),
+    );
+
+    slots.push({ role: "worker", child: spawn("worker") }, { role: "worker", child: spawn("worker") }, { role: "ticks", child: spawn("ticks") });
+    await Promise.all(slots.map((slot) => slot.child.ready));
+    const [worker0, worker1, ticks] = slots as [Slot, Slot, Slot];
+
+    const startedAt = Date.now();
+    await spreader.start(names.backfill);
+
+    /** Killed pid → when it was seen gone (epoch ms). */
+    const killedAt = new Map<number, number>();
+    const tickKills: Array<{ jobId: string; where: string }> = [];
+    for (const kill of plan) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, startedAt + kill.atMs - Date.now())));
+      const slot = kill.target === "ticks" ? ticks : kill.worker === 0 ? worker0 : worker1;
+      const victim = slot.child;
+      // A process killed a moment ago is being restarted: the kill lands once it is back.
+      await victim.ready;
+      if (kill.target === "worker") {
+        // Killed while busy: once it runs a batch (it may be idle while the tick chain recovers).
+        if (victim.received("batch-start").length === victim.received("batch-end").length) await victim.next("batch-start", 30_000);
+        await new Promise((resolve) => setTimeout(resolve, kill.workerDelayMs));
+      } else {
+        const reached = victim.next("kill-point", 30_000);
+        victim.process.send({ type: "arm", step: kill.tickStep });
+        const point = await reached;
+        tickKills.push({ jobId: String(point.jobId), where: `cycle ${String(point.cycle)} before ${String(point.call)}` });
+      }
+      killedAt.set(victim.pid, await victim.kill());
+      slot.child = spawn(slot.role);
+    }
+
+    await waitUntil(
+      "the backfill to complete",
+      async () => {
+        const { status } = await spreader.status(names.backfill);
+        if (status !== "running" && status !== "completed") throw new Error(`the backfill ended ${status}`);
+        return status === "completed";
+      },
+      100_000,
+    );
+    const elapsedS = (Date.now() - startedAt) / 1000;
+
+    // The runtime's own record: no gap, nothing failed or left deferred.
+    const audit = await spreader.audit(names.backfill);
+    expect(audit.gaps).toEqual([]);
+    expect(audit.failed).toEqual([]);
+    expect(audit.deferred).toEqual([]);
+    expect(audit.complete).toBe(true);
+
+    // The database's record: every id processed, and the counter agrees with the log.
+    const items = sql.identifier(names.itemsTable);
+    const log = sql.identifier(names.logTable);
+    const count = async (query: SQL) => Number((await db.execute<{ n: string }>(query)).rows[0]?.n);
+    expect(await count(sql`select count(*) as n from ${items} where processed = 0`)).toBe(0);
+    expect(
+      await count(sql`select count(*) as n from ${items} i full join (select id, count(*) as c from ${log} group by id) l using (id)
+                      where coalesce(i.processed, 0) <> coalesce(l.c, 0)`),
+    ).toBe(0);
+    // No id was processed by two different jobs: planning never overlapped ranges.
+    expect(await count(sql`select count(*) as n from (select id from ${log} group by id having count(distinct batch_key) > 1) x`)).toBe(0);
+    const idsProcessedTwice = await count(sql`select count(*) as n from (select id from ${log} group by id having count(*) > 1) x`);
+
+    // The queue's record: how often each job stalled (was active in a process that died).
+    const inspect = async (queueName: string) => {
+      const queue = new Queue(queueName, { connection });
+      try {
+        const counts = await queue.getJobCounts("failed", "completed");
+        const jobs = await queue.getJobs(["completed"], 0, -1);
+        return { counts, jobs: new Map(jobs.map((job) => [job.id ?? "", job])) };
+      } finally {
+        await queue.close();
+      }
+    };
+    const batchQueue = await inspect(names.batchesQueue);
+    const tickQueue = await inspect(names.ticksQueue);
+    expect(batchQueue.counts.failed).toBe(0);
+    expect(tickQueue.counts.failed).toBe(0);
+    expect(batchQueue.counts.completed).toBe(Math.ceil(CHAOS_ROWS / CHAOS_CONFIG.batchSize));
+    const stalledBatches = [...batchQueue.jobs.values()].filter((job) => job.stalledCounter > 0).length;
+    const ticksRerun = [...tickQueue.jobs.values()].filter((job) => job.stalledCounter > 0).length;
+    // Every tick the runner died in was taken up again and finished.
+    for (const { jobId } of tickKills) expect(tickQueue.jobs.get(jobId)?.stalledCounter ?? 0, jobId).toBeGreaterThan(0);
+    // A worker kill strands at most the jobs it was running.
+    expect(stalledBatches).toBeLessThanOrEqual(WORKER_KILLS * CHAOS_CONCURRENCY);
+
+    // Every committed run of every batch; a batch with more than one is a duplicated batch.
+    const rows = await db.execute<{ batch_key: string; exec_id: string; pid: number; at_ms: string }>(
+      sql`select batch_key, exec_id, min(pid) as pid, max(at_ms) as at_ms from ${log} group by batch_key, exec_id`,
+    );
+    const runs = new Map<string, Execution[]>();
+    for (const row of rows.rows) {
+      const list = runs.get(row.batch_key) ?? [];
+      list.push({ execId: row.exec_id, pid: Number(row.pid), atMs: Number(row.at_ms) });
+      runs.set(row.batch_key, list);
+    }
+    const duplicated = [...runs.entries()].filter(([, executions]) => executions.length > 1);
+    const unexplained: string[] = [];
+    for (const [batchKey, executions] of duplicated) {
+      const job = batchQueue.jobs.get(batchKey);
+      if (!job) {
+        unexplained.push(`${batchKey}: ran ${executions.length} times but its job is not among the completed ones`);
+        continue;
+      }
+      // Each run beyond the first needs a stall (or a failed attempt) of the job to happen at all.
+      if (executions.length > 1 + job.stalledCounter + job.attemptsMade) {
+        unexplained.push(`${batchKey}: ran ${executions.length} times, stalled ${job.stalledCounter}, failed ${job.attemptsMade}`);
+      }
+      // Only the run that finished the job may be in a process that is still alive; every
+      // other run committed in a process that was killed afterwards, while the job was active.
+      const survivors = executions.filter((e) => !killedAt.has(e.pid));
+      if (survivors.length > 1) unexplained.push(`${batchKey}: ran in ${survivors.length} processes that were never killed`);
+      for (const e of executions) {
+        const goneAt = killedAt.get(e.pid);
+        if (goneAt !== undefined && e.atMs > goneAt) unexplained.push(`${batchKey}: run ${e.execId} of pid ${e.pid} committed after that pid died`);
+      }
+    }
+    expect(unexplained).toEqual([]);
+    expect(duplicated.length).toBeLessThanOrEqual(stalledBatches);
+    expect(killedAt.size).toBe(WORKER_KILLS + TICK_KILLS);
+
+    console.log(
+      `chaos: kills=${killedAt.size} (workers ${WORKER_KILLS}, tick runners ${TICK_KILLS}), duplicated batches=${duplicated.length}, ` +
+        `ids processed twice=${idsProcessedTwice}, batches in flight at worker kills=${stalledBatches}, ` +
+        `ticks run again=${ticksRerun} (tick runner killed at ${tickKills.map((k) => k.where).join("; ")}), ` +
+        `${batchQueue.counts.completed} batches in ${elapsedS.toFixed(1)} s, seed=${seed}`,
+    );
+  }, 150_000);
+});
