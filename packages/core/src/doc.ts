@@ -71,8 +71,11 @@ const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSaf
 const isIdString = (v: unknown): v is string => typeof v === "string" && /^-?(0|[1-9][0-9]*)$/.test(v);
 const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-/** Checks a stored document's shape; throws CORRUPT_DATA naming the backfill and the field. */
-export function parseDoc(name: string, value: unknown): BackfillDoc {
+/**
+ * Checks a stored document's shape; throws CORRUPT_DATA naming the backfill and the field.
+ * `knownValid(config)` may vouch for a config already validated, to skip re-validating it.
+ */
+export function parseDoc(name: string, value: unknown, knownValid: (config: unknown) => boolean = () => false): BackfillDoc {
   const what = `stored state of backfill "${name}":`;
   if (typeof value !== "object" || value === null) throw corrupt(what, "is not an object");
   const d = value as Record<string, unknown>;
@@ -84,7 +87,7 @@ export function parseDoc(name: string, value: unknown): BackfillDoc {
   for (const key of ["cycle", "epoch"]) if (!isInt(d[key])) throw corrupt(what, `field ${key} is ${JSON.stringify(d[key])}`);
   for (const key of ["nextTickAt", "startedAt", "updatedAt"]) if (!isTime(d[key])) throw corrupt(what, `field ${key} is ${JSON.stringify(d[key])}`);
   try {
-    validateConfig(d.config);
+    if (!knownValid(d.config)) validateConfig(d.config);
   } catch (error) {
     throw new SuperSpreaderError("CORRUPT_DATA", `${what} its config is invalid: ${(error as Error).message}`, { cause: error });
   }

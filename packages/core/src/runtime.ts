@@ -259,9 +259,15 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
 
   /* ------------------------------------------------------------ helpers */
 
+  // Every batch reads the document. Validating its config (time zone included) is the
+  // costly part, so the last config seen valid is remembered per backfill, as JSON.
+  const validConfigs = new Map<string, string>();
   const read = async (name: string): Promise<{ version: number; doc: BackfillDoc } | null> => {
     const stored = await store.get(name);
-    return stored ? { version: stored.version, doc: parseDoc(name, stored.value) } : null;
+    if (!stored) return null;
+    const doc = parseDoc(name, stored.value, (config) => validConfigs.get(name) === JSON.stringify(config));
+    validConfigs.set(name, JSON.stringify(doc.config));
+    return { version: stored.version, doc };
   };
 
   const readOrThrow = async (name: string) => {

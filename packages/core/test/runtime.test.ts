@@ -290,3 +290,17 @@ describe("a dead tick chain", () => {
     expect((await w.spreader.status("revive")).status).toBe("completed");
   });
 });
+
+describe("stored state edited by hand", () => {
+  it("is reported as CORRUPT_DATA naming the backfill, even after a valid read", async () => {
+    const w = world();
+    w.spreader.define("edited", { source: createMemoryIdSource({ minId: 1, maxId: 100 }), config, handle: async () => {} });
+    await w.spreader.start("edited");
+    await w.spreader.status("edited");
+    const stored = (await w.store.get("edited"))!;
+    const value = stored.value as { config: Record<string, unknown> };
+    await w.store.compareAndSet("edited", stored.version, { ...value, config: { ...value.config, batchSize: 0 } });
+    await expect(w.spreader.status("edited")).rejects.toMatchObject({ code: "CORRUPT_DATA" });
+    await expect(w.spreader.status("edited")).rejects.toThrow(/backfill "edited".*batchSize must be a whole number/);
+  });
+});

@@ -135,11 +135,14 @@ if bucket then
   end
 end
 local stale = {}
-for _, field in ipairs(redis.call('HKEYS', minutes)) do
-  if not string.match(field, '^%d+$') or #field > 15 then
-    return corrupt(minutes, 'has the field "' .. string.sub(field, 1, 100) .. '", expected a minute in epoch ms')
+-- Old buckets can only appear when a new minute starts, so the hash is scanned only then.
+if not bucket then
+  for _, field in ipairs(redis.call('HKEYS', minutes)) do
+    if not string.match(field, '^%d+$') or #field > 15 then
+      return corrupt(minutes, 'has the field "' .. string.sub(field, 1, 100) .. '", expected a minute in epoch ms')
+    end
+    if tonumber(field) <= cutoff then table.insert(stale, field) end
   end
-  if tonumber(field) <= cutoff then table.insert(stale, field) end
 end
 
 if predecessor then redis.call('ZREM', done, predecessor) end
