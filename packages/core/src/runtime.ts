@@ -575,6 +575,58 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     });
   };
 
+  /** One attempt of start(); null when another writer changed the backfill meanwhile. */
+  const startOnce = async (name: string, opts: StartOptions): Promise<BackfillStatus | null> => {
+    const definition = registry.get(name);
+    const current = await read(name);
+    if (current && (current.doc.status === "running" || current.doc.status === "paused")) {
+      // Running: revive the chain (a new epoch makes any surviving tick stale, so there is still one chain).
+      const doc = current.doc.status === "running" ? await kick(name, "running") : current.doc;
+      return statusOf(doc);
+    }
+    if (current && !opts.restart) return statusOf(current.doc);
+    if (!definition) {
+      throw new SuperSpreaderError(
+        "UNKNOWN_BACKFILL",
+        `backfill "${name}" is not defined in this process: call spreader.define("${name}", …) before start()`,
+      );
+    }
+    const config = opts.config ? validateConfig({ ...definition.config, ...opts.config }) : definition.validConfig;
+    const [minId, maxId] = await Promise.all([definition.source.minId(), definition.source.maxId()]);
+    const now = clock.now();
+    const empty = minId === null || maxId === null;
+    const doc: BackfillDoc = {
+      schema: 1,
+      name,
+      runId: newRunId(),
+      status: empty ? "completed" : "running",
+      config,
+      minId: (minId ?? 1n).toString(),
+      initialId: (maxId ?? 0n).toString(),
+      cursor: (maxId ?? 0n).toString(),
+      cycle: 0,
+      epoch: 0,
+      nextTickAt: now,
+      pending: null,
+      startedAt: now,
+      updatedAt: now,
+      finishedAt: empty ? now : null,
+    };
+    const written = await store.compareAndSet(name, current?.version ?? 0, doc);
+    if (written === null) return null;
+    await recordChange(name, { run: { from: current?.doc.runId ?? null, to: doc.runId }, config: { from: current?.doc.config ?? null, to: config } }, {
+      actor: opts.actor ?? "api",
+      reason: opts.reason ?? "start",
+    });
+    events.emit("started", { ...base(doc), minId: BigInt(doc.minId), initialId: BigInt(doc.initialId) });
+    if (empty) {
+      events.emit("completed", { ...base(doc), status: "completed" });
+    } else {
+      await queue.enqueue([tickJob(doc, 0, 0, now)]);
+    }
+    return statusOf(doc);
+  };
+
   /* ---------------------------------------------------------------- API */
 
   const spreader: SuperSpreader = {
@@ -597,56 +649,13 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
 
     async start(name, opts = {}) {
       checkName(name);
-      const definition = registry.get(name);
-      const current = await read(name);
-      if (current && (current.doc.status === "running" || current.doc.status === "paused")) {
-        // Running: revive the chain (a new epoch makes any surviving tick stale, so there is still one chain).
-        const doc = current.doc.status === "running" ? await kick(name, "running") : current.doc;
-        return statusOf(doc);
+      // A concurrent start of the same backfill wins the compare-and-set: look again, and
+      // this call revives that run's chain instead of starting another.
+      for (let round = 0; round < 3; round++) {
+        const status = await startOnce(name, opts);
+        if (status) return status;
       }
-      if (current && !opts.restart) return statusOf(current.doc);
-      if (!definition) {
-        throw new SuperSpreaderError(
-          "UNKNOWN_BACKFILL",
-          `backfill "${name}" is not defined in this process: call spreader.define("${name}", …) before start()`,
-        );
-      }
-      const config = opts.config ? validateConfig({ ...definition.config, ...opts.config }) : definition.validConfig;
-      const [minId, maxId] = await Promise.all([definition.source.minId(), definition.source.maxId()]);
-      const now = clock.now();
-      const empty = minId === null || maxId === null;
-      const doc: BackfillDoc = {
-        schema: 1,
-        name,
-        runId: newRunId(),
-        status: empty ? "completed" : "running",
-        config,
-        minId: (minId ?? 1n).toString(),
-        initialId: (maxId ?? 0n).toString(),
-        cursor: (maxId ?? 0n).toString(),
-        cycle: 0,
-        epoch: 0,
-        nextTickAt: now,
-        pending: null,
-        startedAt: now,
-        updatedAt: now,
-        finishedAt: empty ? now : null,
-      };
-      const written = await store.compareAndSet(name, current?.version ?? 0, doc);
-      if (written === null) {
-        throw new SuperSpreaderError("CONFLICT", `backfill "${name}" was started or changed concurrently; call start() again to see its state`);
-      }
-      await recordChange(name, { run: { from: current?.doc.runId ?? null, to: doc.runId }, config: { from: current?.doc.config ?? null, to: config } }, {
-        actor: opts.actor ?? "api",
-        reason: opts.reason ?? "start",
-      });
-      events.emit("started", { ...base(doc), minId: BigInt(doc.minId), initialId: BigInt(doc.initialId) });
-      if (empty) {
-        events.emit("completed", { ...base(doc), status: "completed" });
-      } else {
-        await queue.enqueue([tickJob(doc, 0, 0, now)]);
-      }
-      return statusOf(doc);
+      throw new SuperSpreaderError("CONFLICT", `backfill "${name}" kept changing while starting; call start() again to see its state`);
     },
 
     async pause(name, opts = {}) {

@@ -136,6 +136,16 @@ describe("runtime", () => {
     expect(new Set(cycles).size).toBe(cycles.length);
   });
 
+  it("starts one run when several processes call start at once", async () => {
+    const w = world();
+    const ids = idCounter(5_000);
+    w.spreader.define("racing", { source: createMemoryIdSource({ minId: 1, maxId: 5_000 }), config, handle: ids.handle });
+    const statuses = await Promise.all([w.spreader.start("racing"), w.spreader.start("racing"), w.spreader.start("racing")]);
+    expect(new Set(statuses.map((s) => s.runId)).size).toBe(1);
+    await w.run();
+    expect(ids.mismatches(1)).toEqual([]);
+  });
+
   it("does not re-run a finished backfill unless asked to restart", async () => {
     const w = world();
     const ids = idCounter(1_000);
