@@ -265,8 +265,9 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
   const read = async (name: string): Promise<{ version: number; doc: BackfillDoc } | null> => {
     const stored = await store.get(name);
     if (!stored) return null;
-    const doc = parseDoc(name, stored.value, (config) => validConfigs.get(name) === JSON.stringify(config));
-    validConfigs.set(name, JSON.stringify(doc.config));
+    const configJson = JSON.stringify((stored.value as { config?: unknown } | null)?.config);
+    const doc = parseDoc(name, stored.value, () => validConfigs.get(name) === configJson);
+    validConfigs.set(name, configJson);
     return { version: stored.version, doc };
   };
 
