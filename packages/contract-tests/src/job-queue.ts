@@ -69,6 +69,7 @@ export function describeJobQueueContract(
 
     const start = async () => {
       worker = await harness.startWorker({
+        watchdog: async () => [],
         perform: async (data, context) => {
           const d: Delivery = {
             data: data as BatchJobData,
@@ -188,6 +189,47 @@ export function describeJobQueueContract(
       await start();
       await waitUntil("three deliveries", () => deliveries.length === 3);
       expect(deliveries.map((d) => d.data.beginId)).toEqual(["1", "5", "9"]);
+    });
+
+    it("looks jobs up by id: delayed, waiting, missing, in the order asked, and [] for no ids", async () => {
+      const now = Date.now();
+      expect(await queue.lookup([])).toEqual([]);
+      await queue.enqueue([batch(`${prefix}-later`, now + 60_000), batch(`${prefix}-due`, now - 1_000)]);
+      await waitUntil("the due job to be waiting", async () => {
+        const states = await queue.lookup([`${prefix}-due`, `${prefix}-nope`, `${prefix}-later`, `${prefix}-due`]);
+        return JSON.stringify(states) === JSON.stringify(["waiting", "missing", "delayed", "waiting"]);
+      });
+    });
+
+    it("looks up an active, a completed and a failed job, and a job waiting for its retry as not failed", async () => {
+      let release = (): void => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      behaviour = async (d) => {
+        if (d.data.beginId === "1") await held;
+        if (d.data.beginId === "2") throw new Error("always");
+        if (d.data.beginId === "3" && d.context.attempt === 1) throw new Error("once");
+        return "done";
+      };
+      // One at a time, so a worker of concurrency 1 passes too.
+      await start();
+      await queue.enqueue([batch(`${prefix}-failed`, Date.now(), { attempts: 1 }, "2")]);
+      await waitUntil("failed", async () => (await queue.lookup([`${prefix}-failed`]))[0] === "failed");
+      await queue.enqueue([batch(`${prefix}-active`, Date.now(), {}, "1")]);
+      await waitUntil("active", async () => (await queue.lookup([`${prefix}-active`]))[0] === "active");
+      release();
+      await waitUntil("completed", async () => (await queue.lookup([`${prefix}-active`]))[0] === "completed");
+      // Between its attempts a retried job is delayed or waiting (its backoff), never failed: failed is final.
+      await queue.enqueue([batch(`${prefix}-retry`, Date.now(), { attempts: 2 }, "3")]);
+      const seen = new Set<string>();
+      await waitUntil("the retry to complete", async () => {
+        const [state] = await queue.lookup([`${prefix}-retry`]);
+        seen.add(state ?? "none");
+        return state === "completed";
+      }, 15_000);
+      expect(seen.has("failed")).toBe(false);
+      expect(deliveries.filter((d) => d.data.beginId === "3").map((d) => d.context.attempt)).toEqual([1, 2]);
     });
 
     it("closes idempotently", async () => {

@@ -1,4 +1,4 @@
-import type { FailedRange, StateStore } from "@superspreader/core";
+import type { FailedRange, OutstandingEntry, StateStore } from "@superspreader/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomSuffix } from "./util.js";
 
@@ -101,25 +101,25 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
     describe("ledger", () => {
       it("records a range once and merges neighbours in any order", async () => {
         expect(await store.listDone(bf, run)).toEqual([]);
-        expect(await store.markDone(bf, run, { beginId: 201n, endId: 300n }, 1_000)).toBe(true);
-        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n }, 1_000)).toBe(true);
-        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n }, 1_000)).toBe(false);
+        expect(await store.markDone(bf, run, { beginId: 201n, endId: 300n, cycle: 0 }, 1_000)).toBe(true);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n, cycle: 0 }, 1_000)).toBe(true);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 100n, cycle: 0 }, 1_000)).toBe(false);
         expect(await store.listDone(bf, run)).toEqual([
           { beginId: 1n, endId: 100n },
           { beginId: 201n, endId: 300n },
         ]);
-        expect(await store.markDone(bf, run, { beginId: 101n, endId: 200n }, 1_000)).toBe(true);
+        expect(await store.markDone(bf, run, { beginId: 101n, endId: 200n, cycle: 0 }, 1_000)).toBe(true);
         expect(await store.listDone(bf, run)).toEqual([{ beginId: 1n, endId: 300n }]);
-        expect(await store.markDone(bf, run, { beginId: 150n, endId: 160n }, 1_000)).toBe(false);
+        expect(await store.markDone(bf, run, { beginId: 150n, endId: 160n, cycle: 0 }, 1_000)).toBe(false);
       });
 
       it("keeps ids beyond 2^53 exact", async () => {
         const top = { beginId: BIG - 99n, endId: BIG };
         const below = { beginId: BIG - 199n, endId: BIG - 100n };
         const odd = { beginId: 9_007_199_254_740_993n, endId: 9_007_199_254_740_993n };
-        expect(await store.markDone(bf, run, top, 1)).toBe(true);
-        expect(await store.markDone(bf, run, odd, 1)).toBe(true);
-        expect(await store.markDone(bf, run, below, 1)).toBe(true);
+        expect(await store.markDone(bf, run, { ...top, cycle: 0 }, 1)).toBe(true);
+        expect(await store.markDone(bf, run, { ...odd, cycle: 0 }, 1)).toBe(true);
+        expect(await store.markDone(bf, run, { ...below, cycle: 0 }, 1)).toBe(true);
         expect(await store.listDone(bf, run)).toEqual([odd, { beginId: BIG - 199n, endId: BIG }]);
         const m = await store.metrics(bf, run);
         expect(m.idsDone).toBe("201");
@@ -127,7 +127,7 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
 
       it("merges 100 concurrent adjacent completions into one range", async () => {
         await Promise.all(
-          Array.from({ length: 100 }, (_, i) => store.markDone(bf, run, { beginId: BigInt(i * 10 + 1), endId: BigInt(i * 10 + 10) }, 5)),
+          Array.from({ length: 100 }, (_, i) => store.markDone(bf, run, { beginId: BigInt(i * 10 + 1), endId: BigInt(i * 10 + 10), cycle: 0 }, 5)),
         );
         expect(await store.listDone(bf, run)).toEqual([{ beginId: 1n, endId: 1000n }]);
         const m = await store.metrics(bf, run);
@@ -137,14 +137,14 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
 
       it("counts first completions only, with per-minute buckets", async () => {
         const t0 = Date.UTC(2026, 10, 22, 12, 0, 0);
-        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, t0 + 5_000);
-        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, t0 + 6_000);
-        await store.markDone(bf, run, { beginId: 11n, endId: 30n }, t0 + 65_000);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, t0 + 5_000);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, t0 + 6_000);
+        await store.markDone(bf, run, { beginId: 11n, endId: 30n, cycle: 0 }, t0 + 65_000);
         const m = await store.metrics(bf, run);
         expect(m).toMatchObject({ batchesDone: 2, idsDone: "30", lastDoneAt: t0 + 65_000, batchesFailed: 0, batchesDeferred: 0 });
         expect(m.recent).toEqual([
-          { minute: t0, ids: "10", batches: 1 },
-          { minute: t0 + 60_000, ids: "20", batches: 1 },
+          { minute: t0, ids: "10", batches: 1, failures: 0 },
+          { minute: t0 + 60_000, ids: "20", batches: 1, failures: 0 },
         ]);
       });
 
@@ -154,20 +154,22 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
           idsDone: "0",
           batchesFailed: 0,
           batchesDeferred: 0,
+          batchesLost: 0,
+          consecutiveFailures: 0,
           lastDoneAt: null,
           recent: [],
         });
       });
 
       it("keeps runs and backfills apart", async () => {
-        await store.markDone(bf, run, { beginId: 1n, endId: 10n }, 1);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, 1);
         expect(await store.listDone(bf, "run2")).toEqual([]);
         expect(await store.listDone(`${bf}-other`, run)).toEqual([]);
       });
 
       it("rejects a reversed or negative range", async () => {
-        await expect(store.markDone(bf, run, { beginId: 10n, endId: 9n }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
-        await expect(store.markDone(bf, run, { beginId: -1n, endId: 9n }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.markDone(bf, run, { beginId: 10n, endId: 9n, cycle: 0 }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.markDone(bf, run, { beginId: -1n, endId: 9n, cycle: 0 }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
         expect(await store.listDone(bf, run)).toEqual([]);
       });
     });
@@ -226,9 +228,122 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         expect(await store.requeueFailed(bf, run)).toBe(0);
       });
 
+      it("rejects an entry without a whole-number cycle", async () => {
+        await expect(store.addDeferred(bf, run, { beginId: 1n, endId: 2n, cycle: -1 })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.markDone(bf, run, { beginId: 1n, endId: 2n, cycle: 1.5 }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        expect(await store.listDone(bf, run)).toEqual([]);
+      });
+
       it("rejects a limit below 1", async () => {
         await expect(store.listDeferred(bf, run, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
         await expect(store.listFailed(bf, run, -1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      });
+    });
+
+    describe("outstanding entries (enqueued, not recorded yet)", () => {
+      const out = (beginId: bigint, endId: bigint, cycle: number, checkAt: number): OutstandingEntry => ({ beginId, endId, cycle, checkAt });
+
+      it("lists entries due by checkAt, earliest first, limited; adding again moves checkAt", async () => {
+        expect(await store.listOutstanding(bf, run, Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+        await store.addOutstanding(bf, run, [out(21n, 30n, 2, 3_000), out(11n, 20n, 1, 1_000), out(1n, 10n, 1, 2_000)]);
+        expect(await store.listOutstanding(bf, run, 2_500, 10)).toEqual([out(11n, 20n, 1, 1_000), out(1n, 10n, 1, 2_000)]);
+        expect(await store.listOutstanding(bf, run, 10_000, 1)).toEqual([out(11n, 20n, 1, 1_000)]);
+        await store.addOutstanding(bf, run, [out(11n, 20n, 1, 9_000)]);
+        expect(await store.listOutstanding(bf, run, 10_000, 10)).toEqual([out(1n, 10n, 1, 2_000), out(21n, 30n, 2, 3_000), out(11n, 20n, 1, 9_000)]);
+        // The same range of another cycle is another entry.
+        await store.addOutstanding(bf, run, [out(1n, 10n, 7, 500)]);
+        expect(await store.listOutstanding(bf, run, 1_000, 10)).toEqual([out(1n, 10n, 7, 500)]);
+        expect(await store.listOutstanding(bf, "other-run", 10_000, 10)).toEqual([]);
+      });
+
+      it("keeps ids beyond 2^53 exact", async () => {
+        await store.addOutstanding(bf, run, [out(BIG - 9n, BIG, 3, 5), out(9_007_199_254_740_993n, 9_007_199_254_740_993n, 4, 6)]);
+        expect(await store.listOutstanding(bf, run, 10, 10)).toEqual([out(BIG - 9n, BIG, 3, 5), out(9_007_199_254_740_993n, 9_007_199_254_740_993n, 4, 6)]);
+      });
+
+      it("is cleared by markDone, addDeferred and addFailed of the same (range, cycle), not of another cycle", async () => {
+        await store.addOutstanding(bf, run, [out(1n, 10n, 1, 1), out(11n, 20n, 1, 1), out(21n, 30n, 1, 1), out(31n, 40n, 1, 1)]);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 1 }, 5)).toBe(true);
+        await store.addDeferred(bf, run, { beginId: 11n, endId: 20n, cycle: 1 });
+        await store.addFailed(bf, run, { beginId: 21n, endId: 30n, cycle: 1, error: "e", errorName: "Error", attempts: 3, at: 5 });
+        await store.markDone(bf, run, { beginId: 31n, endId: 40n, cycle: 2 }, 5);
+        expect(await store.listOutstanding(bf, run, 100, 10)).toEqual([out(31n, 40n, 1, 1)]);
+        // A repeated completion still clears its entry.
+        await store.addOutstanding(bf, run, [out(1n, 10n, 3, 1)]);
+        expect(await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 3 }, 6)).toBe(false);
+        expect(await store.listOutstanding(bf, run, 100, 10)).toEqual([out(31n, 40n, 1, 1)]);
+      });
+
+      it("touches only entries still outstanding", async () => {
+        await store.addOutstanding(bf, run, [out(1n, 10n, 1, 1), out(11n, 20n, 1, 1)]);
+        await store.markDone(bf, run, { beginId: 11n, endId: 20n, cycle: 1 }, 2);
+        await store.touchOutstanding(bf, run, [{ beginId: 1n, endId: 10n, cycle: 1 }, { beginId: 11n, endId: 20n, cycle: 1 }], 500);
+        expect(await store.listOutstanding(bf, run, 1_000, 10)).toEqual([out(1n, 10n, 1, 500)]);
+      });
+
+      it("reclaims lost entries into deferred ones, once, skipping recorded and covered ranges", async () => {
+        await store.addOutstanding(bf, run, [out(1n, 10n, 1, 1), out(11n, 20n, 1, 1), out(21n, 30n, 1, 1), out(31n, 40n, 2, 1)]);
+        await store.markDone(bf, run, { beginId: 11n, endId: 20n, cycle: 1 }, 2);
+        // Covered by the ledger (a repeat of the range recorded it) though its own entry is still there.
+        await store.markDone(bf, run, { beginId: 31n, endId: 40n, cycle: 9 }, 2);
+        const entries = [1n, 11n, 21n, 31n].map((b, i) => ({ beginId: b, endId: b + 9n, cycle: i === 3 ? 2 : 1 }));
+        expect(await store.reclaimOutstanding(bf, run, entries)).toEqual([
+          { beginId: 1n, endId: 10n, cycle: 1 },
+          { beginId: 21n, endId: 30n, cycle: 1 },
+        ]);
+        expect(await store.reclaimOutstanding(bf, run, entries)).toEqual([]);
+        expect(await store.listOutstanding(bf, run, 100, 10)).toEqual([]);
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: 21n, endId: 30n, cycle: 1 },
+          { beginId: 1n, endId: 10n, cycle: 1 },
+        ]);
+        const m = await store.metrics(bf, run);
+        expect(m.batchesLost).toBe(2);
+        expect(m.batchesDeferred).toBe(2);
+      });
+
+      it("lets exactly one of a completion and a reclaim racing for the same entry record it", async () => {
+        for (let i = 0; i < 20; i++) {
+          const entry = { beginId: BigInt(i * 10 + 1), endId: BigInt(i * 10 + 10), cycle: 1 };
+          await store.addOutstanding(bf, run, [{ ...entry, checkAt: 1 }]);
+          const [, moved] = await Promise.all([store.markDone(bf, run, entry, 3), store.reclaimOutstanding(bf, run, [entry])]);
+          const deferred = (await store.listDeferred(bf, run, 100)).filter((d) => d.beginId === entry.beginId);
+          // Either the completion came first (nothing reclaimed) or the reclaim did (deferred, and done as well).
+          expect(deferred.length).toBe(moved.length);
+        }
+        expect(await store.listOutstanding(bf, run, 100, 100)).toEqual([]);
+      });
+
+      it("rejects a bad checkAt or entry before writing", async () => {
+        await expect(store.addOutstanding(bf, run, [out(1n, 10n, 1, Number.NaN)])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        await expect(store.addOutstanding(bf, run, [out(1n, 10n, 1, 1), out(10n, 1n, 1, 1)])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        expect(await store.listOutstanding(bf, run, 100, 10)).toEqual([]);
+      });
+    });
+
+    describe("failed attempts", () => {
+      it("counts failures in a row until a completion, and the attempts of the last two minutes", async () => {
+        const t0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+        expect(await store.recordFailure(bf, run, t0 + 1_000)).toEqual({ consecutive: 1, recentFailures: 1, recentDone: 0 });
+        expect(await store.recordFailure(bf, run, t0 + 2_000)).toEqual({ consecutive: 2, recentFailures: 2, recentDone: 0 });
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, t0 + 3_000);
+        expect((await store.metrics(bf, run)).consecutiveFailures).toBe(0);
+        expect(await store.recordFailure(bf, run, t0 + 61_000)).toEqual({ consecutive: 1, recentFailures: 3, recentDone: 1 });
+        // Two minutes on, the first minute has left the window.
+        expect(await store.recordFailure(bf, run, t0 + 125_000)).toEqual({ consecutive: 2, recentFailures: 2, recentDone: 0 });
+        const m = await store.metrics(bf, run);
+        expect(m.consecutiveFailures).toBe(2);
+        expect(m.recent).toEqual([
+          { minute: t0, ids: "10", batches: 1, failures: 2 },
+          { minute: t0 + 60_000, ids: "0", batches: 0, failures: 1 },
+          { minute: t0 + 120_000, ids: "0", batches: 0, failures: 1 },
+        ]);
+      });
+
+      it("counts concurrent failures exactly", async () => {
+        const results = await Promise.all(Array.from({ length: 30 }, () => store.recordFailure(bf, run, 60_000)));
+        expect(results.map((r) => r.consecutive).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+        expect((await store.metrics(bf, run)).consecutiveFailures).toBe(30);
       });
     });
   });

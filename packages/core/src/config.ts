@@ -6,11 +6,63 @@ import { checkBatchSize, checkDuration } from "./spread.js";
 /** Most batches one cycle may plan; a larger cycle is almost certainly a typo in duration or rate. */
 export const MAX_BATCHES_PER_CYCLE = 100_000;
 
+/**
+ * The shortest cycle (seconds). A cycle is a few state-store round trips and one enqueue;
+ * shorter ones spend more time planning than the batches they plan, and below a millisecond
+ * every cycle would start at the same instant.
+ */
+export const MIN_DURATION_SECONDS = 0.1;
+
+/** Priority batch jobs get when the config sets none. Ticks always get priority 1, so they never wait behind batches. */
+export const DEFAULT_BATCH_PRIORITY = 1_000;
+
+/** When a burst of failures holds a run, and how it probes (see {@link BackfillConfigInput.hold}). */
+export interface HoldPolicyInput {
+  /**
+   * Failed attempts in a row, with no range finished between them (across every worker), that hold the run.
+   * @default 10
+   */
+  consecutiveFailures?: number;
+  /**
+   * Share of failed attempts among the attempts of the current and the previous minute that holds the run,
+   * once `minAttempts` attempts were made in them (0 < errorRate ≤ 1).
+   * @default 0.5
+   */
+  errorRate?: number;
+  /** @default 20 */
+  minAttempts?: number;
+  /**
+   * Seconds from the hold to the first probe (one batch); every failed probe doubles the wait.
+   * @default 5
+   */
+  probeAfter?: number;
+  /**
+   * The longest wait between two probes (seconds).
+   * @default 300
+   */
+  maxProbeInterval?: number;
+}
+
+/** A validated hold policy. */
+export interface HoldPolicy {
+  readonly consecutiveFailures: number;
+  readonly errorRate: number;
+  readonly minAttempts: number;
+  readonly probeAfter: number;
+  readonly maxProbeInterval: number;
+}
+
+const HOLD_DEFAULTS: HoldPolicy = { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 };
+
 /** A backfill's configuration as written by users (in code, the CLI, or a stored update). */
 export interface BackfillConfigInput {
   /** Ids per batch: each batch job gets an inclusive range of this many ids (a whole number ≥ 1). */
   batchSize: number;
-  /** Seconds of work each scheduler cycle enqueues, and the time between cycles (> 0, decimals allowed). */
+  /**
+   * Seconds of work each scheduler cycle enqueues, and the time between cycles (at least
+   * {@link MIN_DURATION_SECONDS}, decimals allowed). Batches sit on one grid per rate, so the
+   * long-run rate is exact whatever the product `duration × perSecond`.
+   */
   duration: number;
   /** Batches per second while on peak (≥ 0, decimals such as 7.5 are exact; 0 = no work on peak). */
   perSecondOnPeak: number;
@@ -27,8 +79,11 @@ export interface BackfillConfigInput {
    */
   maxAttempts?: number;
   /**
-   * Queue priority of batch jobs, 1 (first) to 2,097,151 (last), on queues that have priorities.
-   * @default null (the queue's default)
+   * Queue priority of batch jobs, 1 (first) to 2,097,151 (last), on queues that have priorities:
+   * orders this backfill's batches against other backfills' on the same queue. Ticks always get
+   * priority 1, so a tick never waits behind batches (batches at 1 share it with them, in order
+   * of run time). `null` means {@link DEFAULT_BATCH_PRIORITY}.
+   * @default null
    */
   priority?: number | null;
   /**
@@ -36,6 +91,21 @@ export interface BackfillConfigInput {
    * @default false
    */
   spreadWithinSecond?: boolean;
+  /**
+   * A batch whose first attempt starts more than this many seconds after its planned time is
+   * not run: it is deferred and planned again, at the rate, by the next cycles. So after an
+   * outage (all workers gone, Redis down) at most `perSecond × maxLateness` batches start at
+   * once, never the whole backlog. Retries are exempt. `null` runs late batches whenever they come.
+   * @default 10
+   */
+  maxLateness?: number | null;
+  /**
+   * Holds the run (status `held`, no attempts spent, batches deferred) when batches fail in a
+   * burst — a database outage — then probes with one batch at a growing, capped interval and
+   * resumes by itself when a probe succeeds. `false` turns it off.
+   * @default { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 }
+   */
+  hold?: HoldPolicyInput | HoldPolicy | false;
 }
 
 /** A validated configuration: plain JSON, as stored. */
@@ -48,9 +118,67 @@ export interface BackfillConfig {
   readonly maxAttempts: number;
   readonly priority: number | null;
   readonly spreadWithinSecond: boolean;
+  readonly maxLateness: number | null;
+  /** `null` when holds are off. */
+  readonly hold: HoldPolicy | null;
 }
 
-const KEYS = ["batchSize", "duration", "perSecondOnPeak", "perSecondOffPeak", "peak", "maxAttempts", "priority", "spreadWithinSecond"];
+const KEYS = [
+  "batchSize",
+  "duration",
+  "perSecondOnPeak",
+  "perSecondOffPeak",
+  "peak",
+  "maxAttempts",
+  "priority",
+  "spreadWithinSecond",
+  "maxLateness",
+  "hold",
+];
+const HOLD_KEYS = Object.keys(HOLD_DEFAULTS);
+
+function checkPositive(value: unknown, field: string, what: string, max = Number.POSITIVE_INFINITY): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be ${what}, got ${describeValue(value)}`, { field });
+  }
+  return value;
+}
+
+function parseHold(value: unknown): HoldPolicy | null {
+  if (value === false || value === null) return null;
+  if (value === undefined || value === true) return HOLD_DEFAULTS;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `hold must be an object of thresholds or false, got ${describeValue(value)}`, { field: "hold" });
+  }
+  const raw = value as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!HOLD_KEYS.includes(key)) {
+      throw new SuperSpreaderError("INVALID_CONFIG", `hold.${key} is not a known field (expected one of ${HOLD_KEYS.join(", ")})`, { field: `hold.${key}` });
+    }
+  }
+  const whole = (key: keyof HoldPolicy) => {
+    const v = raw[key] ?? HOLD_DEFAULTS[key];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+      throw new SuperSpreaderError("INVALID_CONFIG", `hold.${key} must be a whole number ≥ 1, got ${describeValue(v)}`, { field: `hold.${key}` });
+    }
+    return v;
+  };
+  const policy: HoldPolicy = {
+    consecutiveFailures: whole("consecutiveFailures"),
+    errorRate: checkPositive(raw.errorRate ?? HOLD_DEFAULTS.errorRate, "hold.errorRate", "a share of attempts above 0 and at most 1", 1),
+    minAttempts: whole("minAttempts"),
+    probeAfter: checkPositive(raw.probeAfter ?? HOLD_DEFAULTS.probeAfter, "hold.probeAfter", "a number of seconds > 0", 86_400),
+    maxProbeInterval: checkPositive(raw.maxProbeInterval ?? HOLD_DEFAULTS.maxProbeInterval, "hold.maxProbeInterval", "a number of seconds > 0", 86_400),
+  };
+  if (policy.maxProbeInterval < policy.probeAfter) {
+    throw new SuperSpreaderError(
+      "INVALID_CONFIG",
+      `hold.maxProbeInterval must be at least hold.probeAfter (${policy.probeAfter}), got ${describeValue(policy.maxProbeInterval)}`,
+      { field: "hold.maxProbeInterval" },
+    );
+  }
+  return policy;
+}
 
 function checkRate(value: unknown, field: string): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
@@ -85,6 +213,13 @@ export function validateConfig(input: unknown): BackfillConfig {
   }
   const batchSize = checkBatchSize(raw.batchSize);
   const durationR = checkDuration(raw.duration);
+  if ((raw.duration as number) < MIN_DURATION_SECONDS) {
+    throw new SuperSpreaderError(
+      "INVALID_CONFIG",
+      `duration must be at least ${MIN_DURATION_SECONDS} seconds (the shortest cycle), got ${describeValue(raw.duration)}`,
+      { field: "duration" },
+    );
+  }
   const perSecondOnPeak = checkRate(raw.perSecondOnPeak, "perSecondOnPeak");
   const perSecondOffPeak = checkRate(raw.perSecondOffPeak, "perSecondOffPeak");
   for (const field of ["perSecondOnPeak", "perSecondOffPeak"] as const) {
@@ -116,6 +251,9 @@ export function validateConfig(input: unknown): BackfillConfig {
       field: "spreadWithinSecond",
     });
   }
+  const maxLateness = raw.maxLateness === undefined ? 10 : raw.maxLateness;
+  if (maxLateness !== null) checkPositive(maxLateness, "maxLateness", "a number of seconds > 0 or null", 86_400 * 365);
+  const hold = parseHold(raw.hold);
   return {
     batchSize,
     duration: raw.duration as number,
@@ -125,6 +263,8 @@ export function validateConfig(input: unknown): BackfillConfig {
     maxAttempts,
     priority: priority as number | null,
     spreadWithinSecond,
+    maxLateness: maxLateness as number | null,
+    hold,
   };
 }
 

@@ -56,13 +56,27 @@ export function isSuperSpreaderError(error: unknown): error is SuperSpreaderErro
   );
 }
 
-/** Renders a value for an error message: strings quoted, bigints with `n`, objects as JSON. */
+/**
+ * Renders a value for an error message: strings quoted, bigints with `n`, plain objects as
+ * JSON (cut at 200 characters), instances of classes by their class name (a wrong client's
+ * JSON would be huge or circular).
+ *
+ * @example
+ * ```ts
+ * describeValue(25n); // "25n"
+ * describeValue(new Map()); // "a Map instance"
+ * ```
+ */
 export function describeValue(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (typeof value === "function") return `a function${value.name ? ` (${value.name})` : ""}`;
+  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
+  if (ctor !== undefined && ctor !== "Object" && ctor !== "Array") return `a ${ctor} instance`;
   try {
-    return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+    const json = JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+    return json.length > 200 ? `${json.slice(0, 200)}…` : json;
   } catch {
     return Object.prototype.toString.call(value);
   }

@@ -1,11 +1,13 @@
 import { IANAZone } from "luxon";
 import { validateConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { gridAt } from "./cycle.js";
+import type { StoredPace } from "./doc.js";
+import { cycleOffsetMs, firstCycleAtOrAfter, slotOfBatch, slotsBefore } from "./pacing.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { parseId, type IdLike } from "./ids.js";
-import type { IdRange, RunMetrics } from "./ports.js";
-import { toRational, type Rational } from "./rational.js";
+import type { IdRange } from "./ports.js";
 import type { PeakSchedule } from "./peak.js";
-import { checkDuration, slotCount, slotTime } from "./spread.js";
+import { checkDuration } from "./spread.js";
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -36,6 +38,12 @@ export interface EstimateOptions {
    * @default null
    */
   observed?: number | null;
+  /**
+   * The slot grid the next cycle continues (a run's stored pace), so the estimate lands on the very slots the
+   * scheduler will use. Without it the walk starts a new grid at `from`, as a late or first cycle does.
+   * @default null
+   */
+  grid?: StoredPace | null;
 }
 
 /** What {@link estimate} returns. Times are epoch ms. */
@@ -233,10 +241,11 @@ function checkRanges(value: unknown, field: string): readonly IdRange[] {
 
 /**
  * Estimates when a backfill finishes by walking its remaining batches through the peak calendar the way the
- * scheduler will: each cycle, starting every `duration` seconds from `from`, plans `ceil(duration × rate)`
- * batches at the rate in force when it starts (on or off peak, 0 in a zero-rate window, following the zone's
- * daylight saving time). Runs of cycles in one window are jumped over arithmetically, so billions of cycles
- * cost no more than a few thousand windows. Exact, given ticks that run on time.
+ * scheduler will: cycles start every `duration` seconds from `from`, each at the rate in force when it starts
+ * (on or off peak, 0 in a zero-rate window, following the zone's daylight saving time), and plan the slots of
+ * their rate's grid that fall inside them, so a window holds `rate × its length` batches within one. Runs of
+ * cycles in one window are jumped over arithmetically, so billions of cycles cost no more than a few thousand
+ * windows. Exact, given ticks that run on time.
  *
  * @example
  * ```ts
@@ -275,38 +284,41 @@ export function estimate(options: EstimateOptions): Estimate {
   if (batchesRemaining === 0n) return { ...result, finishAt: from, cyclesRemaining: 0, extrapolated: false };
   const never = { ...result, finishAt: null, cyclesRemaining: null, extrapolated: false };
 
-  const duration = checkDuration(config.duration);
-  const rates = [config.perSecondOffPeak, config.perSecondOnPeak].map((perSecond): { rate: Rational; slots: bigint } => {
-    const rate = toRational(perSecond, "perSecond");
-    return { rate, slots: rate.num === 0n ? 0n : BigInt(slotCount(duration, rate)) };
-  });
-  if (rates.every((r) => r.slots === 0n)) return never;
-  // The runtime schedules the next tick Math.round(duration × 1000) ms after a cycle starts (at least 1 ms).
-  const durationMs = Math.max(1, Math.round(config.duration * 1000));
+  checkDuration(config.duration);
+  const rates = [config.perSecondOffPeak, config.perSecondOnPeak];
+  if (rates.every((r) => r === 0)) return never;
   const windows = windowWalker(config.peak);
 
+  // Walk the calendar a window at a time, cutting cycles and slots on the same grids the
+  // planner uses (cycle.ts, pacing.ts): a window's cycles continue one grid, the first cycle
+  // of a new window starts a new grid on the old one's cycle boundary.
   let left = batchesRemaining;
-  let t = from;
   let cycles = 0;
+  let t = from;
+  let { grid, tick, rate } = gridAt(config, options.grid ?? null, from, false);
   while (t - from < HORIZON_MS) {
     const window = windows(t);
-    const { rate, slots } = rates[window.onPeak ? 1 : 0] as { rate: Rational; slots: bigint };
-    // Cycles that start in [t, window.end): all of them run at this window's rate.
-    const count = window.end === Number.POSITIVE_INFINITY ? null : Math.max(1, Math.ceil((window.end - t) / durationMs));
-    if (slots > 0n && (count === null || left <= BigInt(count) * slots)) {
-      const last = (left + slots - 1n) / slots - 1n; // index of the cycle holding the last batch
-      const beginAtMs = t + Number(last) * durationMs;
-      const finishAt = slotTime({ rate, beginAtMs, spreadWithinSecond: config.spreadWithinSecond }, Number(left - last * slots - 1n));
-      return { ...result, finishAt, cyclesRemaining: cycles + Number(last) + 1, extrapolated: false };
+    // Cycles of this grid starting in [t, window.end): all of them run at this window's rate.
+    const endTick = window.end === Number.POSITIVE_INFINITY ? null : Math.max(tick + 1, firstCycleAtOrAfter(grid, window.end));
+    const first = slotsBefore(grid, cycleOffsetMs(grid, tick));
+    const available = endTick === null ? null : slotsBefore(grid, cycleOffsetMs(grid, endTick)) - first;
+    if (grid.rate.num > 0n && (available === null || left <= BigInt(available))) {
+      const last = slotOfBatch(grid, first, Number(left));
+      return { ...result, finishAt: last.at, cyclesRemaining: cycles + (last.cycle - tick) + 1, extrapolated: false };
     }
-    if (count === null) return never;
-    left -= BigInt(count) * slots;
-    t += count * durationMs;
-    cycles += count;
+    if (endTick === null) return never;
+    left -= BigInt(available ?? 0);
+    cycles += endTick - tick;
+    t = grid.origin + cycleOffsetMs(grid, endTick);
+    // The planner goes on with the same grid when the rate did not change (a window edge that
+    // only moved the walk, such as a daylight-saving change), and starts a new one when it did.
+    const pace: StoredPace = { origin: grid.origin, perSecond: rate.perSecondExact, spreadWithinSecond: config.spreadWithinSecond, duration: config.duration, tick: endTick };
+    ({ grid, tick, rate } = gridAt(config, pace, t, false));
   }
   const consumed = batchesRemaining - left;
   if (consumed === 0n) return never;
   const restMs = Number((left * BigInt(t - from) + consumed - 1n) / consumed);
+  const durationMs = Math.max(1, Math.round(config.duration * 1000));
   return { ...result, finishAt: t + restMs, cyclesRemaining: cycles + Math.ceil(restMs / durationMs), extrapolated: true };
 }
 
@@ -321,7 +333,7 @@ export function estimate(options: EstimateOptions): Estimate {
  * observedRate(status.metrics, Date.now(), { startedAt: status.startedAt }); // e.g. 212.4
  * ```
  */
-export function observedRate(metrics: Pick<RunMetrics, "recent">, now: Date | number, options: ObservedRateOptions = {}): number | null {
+export function observedRate(metrics: { readonly recent: ReadonlyArray<{ readonly minute: number; readonly ids: string }> }, now: Date | number, options: ObservedRateOptions = {}): number | null {
   const nowMs = toMs(now, "now");
   const windowMinutes = options.windowMinutes ?? 15;
   if (!Number.isSafeInteger(windowMinutes) || windowMinutes < 1 || windowMinutes > 60) {

@@ -29,7 +29,11 @@ export interface SuperSpreaderEvents {
     readonly requeued: number;
     readonly perSecond: number;
     readonly onPeak: boolean;
-    /** The cycle's nominal start and the next tick's run time (epoch ms). */
+    /** `work`, or `probe` for a held run's probe cycle. */
+    readonly kind: "work" | "probe";
+    /** The tick ran late: the cycle started when it ran, on a new grid, without catching up. */
+    readonly late: boolean;
+    /** The cycle's start and the next tick's run time (epoch ms). */
     readonly beginAt: number;
     readonly nextTickAt: number;
   };
@@ -37,6 +41,8 @@ export interface SuperSpreaderEvents {
     readonly attempt: number;
     /** The batch's planned run time (epoch ms); `at - scheduledAt` is the queue lag. Absent for jobs of older versions. */
     readonly scheduledAt?: number;
+    /** A held run's probe batch. */
+    readonly probe?: boolean;
   };
   batchFinished: BatchEvent & {
     readonly attempt: number;
@@ -53,9 +59,26 @@ export interface SuperSpreaderEvents {
     /** True when no retry follows: the range was recorded as failed. */
     readonly final: boolean;
   };
-  batchDeferred: BatchEvent;
+  /** A batch was recorded for re-enqueueing instead of running: its run was paused or held, it came too late, or it failed while the run was held. */
+  batchDeferred: BatchEvent & { readonly reason: "paused" | "held" | "late" | "failed while held" };
   paused: BaseEvent;
-  resumed: BaseEvent;
+  /** The run goes on again: after `resume` (`by: "operator"`), or by itself after a successful probe (`by: "probe"`, with how long it was held). */
+  resumed: BaseEvent & { readonly by?: "operator" | "probe"; readonly heldForMs?: number };
+  /** A burst of failures held the run: no attempts are spent and batches are deferred until a probe succeeds. */
+  held: BaseEvent & { readonly reason: string; readonly lastError: string | null; readonly nextProbeAt: number };
+  /** A held run's probe batch failed; the next one waits longer. */
+  probeFailed: BaseEvent & { readonly error: unknown };
+  /**
+   * Ranges found lost and moved to the deferred entries, to be enqueued again: `queue`: their jobs were gone
+   * or given up by the queue without the runtime seeing it (`state` says which); `ledger`: nothing accounted
+   * for them at all.
+   */
+  rangesLost: BaseEvent & {
+    readonly source: "queue" | "ledger";
+    readonly ranges: ReadonlyArray<{ readonly beginId: bigint; readonly endId: bigint; readonly cycle: number; readonly state: string }>;
+  };
+  /** The watchdog revived a tick chain that had no live tick, or carried out a start requested from outside. */
+  revived: BaseEvent & { readonly action: "revived" | "started"; readonly reason: string };
   cancelled: BaseEvent;
   /** The run ended: every id done (`completed`), or every remaining range failed (`failed`). */
   completed: BaseEvent & { readonly status: "completed" | "failed" };

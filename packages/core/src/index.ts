@@ -6,6 +6,11 @@ export type {
   IdRange,
   RangeEntry,
   FailedRange,
+  OutstandingEntry,
+  FailureCounts,
+  JobState,
+  ShutdownMode,
+  WatchdogAction,
   TickJobData,
   BatchJobData,
   JobData,
@@ -38,26 +43,20 @@ export type {
 } from "./memory-queue.js";
 export { createMemoryIdSource } from "./memory-source.js";
 export type { MemoryIdSourceOptions } from "./memory-source.js";
-export { assertValidJob, checkName, checkRunId, checkRange, checkLimit, NAME_PATTERN } from "./validate-args.js";
 export { spread } from "./spread.js";
 export type { SpreadOptions, SpreadBatch } from "./spread.js";
 export { isOnPeak } from "./peak.js";
 export type { PeakInput, PeakWindowInput, PeakSchedule, PeakWindow, DaysInput } from "./peak.js";
-export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE } from "./config.js";
-export type { BackfillConfig, BackfillConfigInput, RateAt } from "./config.js";
+export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE, MIN_DURATION_SECONDS, DEFAULT_BATCH_PRIORITY } from "./config.js";
+export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolicyInput } from "./config.js";
+export { planCycle, cycleJobs, cycleCapacity, planRanges, batchJobId, tickJobId, LATE_TICK_MS, TICK_PRIORITY } from "./cycle.js";
+export type { RunState, CyclePlan, CycleJobs, CycleOptions } from "./cycle.js";
+export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary } from "./doc.js";
 export { estimate, observedRate, nextWindowChange } from "./estimate.js";
 export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange } from "./estimate.js";
 export type { BackfillStatusName } from "./doc.js";
 export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener } from "./events.js";
-export { createSuperSpreader, batchJobId, tickJobId } from "./runtime.js";
-export type {
-  SuperSpreader,
-  SuperSpreaderOptions,
-  BackfillDefinition,
-  BatchContext,
-  BackfillStatus,
-  BackfillProgress,
-  AuditReport,
-  ChangeOptions,
-  StartOptions,
-} from "./runtime.js";
+export { createSuperSpreader } from "./runtime.js";
+export type { SuperSpreader, SuperSpreaderOptions, BackfillDefinition, BatchContext, ChangeOptions, StartOptions, RepairReport } from "./runtime.js";
+export { tally } from "./status.js";
+export type { BackfillStatus, BackfillProgress, AuditReport, ClassifiedGap, GapKind, NextCycle, PlannedBatch, RunEta } from "./status.js";

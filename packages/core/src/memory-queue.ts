@@ -1,6 +1,6 @@
 import { systemClock, type Clock, type ManualClock } from "./clock.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
-import type { EnqueueResult, JobOutcome, JobProcessor, JobQueue, QueueCounts, QueueJob } from "./ports.js";
+import type { EnqueueResult, JobOutcome, JobProcessor, JobQueue, JobState, QueueCounts, QueueJob } from "./ports.js";
 import { assertValidJob } from "./validate-args.js";
 
 /** State of a job in the in-memory queue. */
@@ -145,6 +145,16 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
         else if (r.state === "failed") failed += 1;
       }
       return { waiting, delayed, active, failed };
+    },
+
+    async lookup(ids: readonly string[]): Promise<JobState[]> {
+      const now = clock.now();
+      return ids.map((id) => {
+        const record = byId.get(id);
+        if (!record) return "missing";
+        if (record.state === "delayed" || record.state === "waiting") return record.runAt > now ? "delayed" : "waiting";
+        return record.state;
+      });
     },
 
     async close() {

@@ -1,7 +1,7 @@
 import { SuperSpreaderError } from "./errors.js";
 import { mergeRanges, rangeSize } from "./ids.js";
-import type { ConfigChange, FailedRange, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
-import { checkLimit, checkName, checkRange, checkRunId } from "./validate-args.js";
+import type { ConfigChange, FailedRange, FailureCounts, IdRange, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
+import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkTime } from "./validate-args.js";
 
 interface RunData {
   done: IdRange[];
@@ -11,8 +11,11 @@ interface RunData {
   idsDone: bigint;
   batchesFailed: number;
   batchesDeferred: number;
+  batchesLost: number;
+  consecutiveFailures: number;
   lastDoneAt: number | null;
-  minutes: Map<number, { ids: bigint; batches: number }>;
+  minutes: Map<number, { ids: bigint; batches: number; failures: number }>;
+  outstanding: Map<string, OutstandingEntry>;
 }
 
 const entryKey = (e: RangeEntry): string => `${e.beginId}:${e.endId}:${e.cycle}`;
@@ -52,8 +55,11 @@ export function createMemoryStateStore(): StateStore {
         idsDone: 0n,
         batchesFailed: 0,
         batchesDeferred: 0,
+        batchesLost: 0,
+        consecutiveFailures: 0,
         lastDoneAt: null,
         minutes: new Map(),
+        outstanding: new Map(),
       };
       runs.set(key, data);
     }
@@ -62,6 +68,17 @@ export function createMemoryStateStore(): StateStore {
 
   const covers = (ledger: readonly IdRange[], range: IdRange): boolean =>
     ledger.some((r) => r.beginId <= range.beginId && r.endId >= range.endId);
+
+  const bucketOf = (data: RunData, at: number) => {
+    const minute = Math.floor(at / 60_000) * 60_000;
+    let bucket = data.minutes.get(minute);
+    if (!bucket) {
+      bucket = { ids: 0n, batches: 0, failures: 0 };
+      data.minutes.set(minute, bucket);
+      for (const m of data.minutes.keys()) if (m <= minute - 60 * 60_000) data.minutes.delete(m);
+    }
+    return bucket;
+  };
 
   return {
     async get(name): Promise<Versioned<unknown> | null> {
@@ -103,22 +120,22 @@ export function createMemoryStateStore(): StateStore {
       return (history.get(name) ?? []).slice(0, limit).map((c) => JSON.parse(JSON.stringify(c)) as ConfigChange);
     },
 
-    async markDone(name, runId, range, at) {
+    async markDone(name, runId, entry, at) {
       checkName(name);
       checkRunId(runId);
-      checkRange(range);
+      checkEntry(entry);
+      checkTime(at, "at");
       const data = run(name, runId);
-      if (covers(data.done, range)) return false;
-      data.done = mergeRanges([...data.done, { beginId: range.beginId, endId: range.endId }]);
+      data.outstanding.delete(entryKey(entry));
+      data.consecutiveFailures = 0;
+      if (covers(data.done, entry)) return false;
+      data.done = mergeRanges([...data.done, { beginId: entry.beginId, endId: entry.endId }]);
       data.batchesDone += 1;
-      data.idsDone += rangeSize(range);
+      data.idsDone += rangeSize(entry);
       data.lastDoneAt = at;
-      const minute = Math.floor(at / 60_000) * 60_000;
-      const bucket = data.minutes.get(minute) ?? { ids: 0n, batches: 0 };
-      bucket.ids += rangeSize(range);
+      const bucket = bucketOf(data, at);
+      bucket.ids += rangeSize(entry);
       bucket.batches += 1;
-      data.minutes.set(minute, bucket);
-      for (const m of data.minutes.keys()) if (m <= minute - 60 * 60_000) data.minutes.delete(m);
       return true;
     },
 
@@ -131,9 +148,10 @@ export function createMemoryStateStore(): StateStore {
     async addDeferred(name, runId, entry) {
       checkName(name);
       checkRunId(runId);
-      checkRange(entry);
+      checkEntry(entry);
       const data = run(name, runId);
       const key = entryKey(entry);
+      data.outstanding.delete(key);
       if (data.deferred.has(key)) return;
       data.deferred.set(key, { beginId: entry.beginId, endId: entry.endId, cycle: entry.cycle });
       data.batchesDeferred += 1;
@@ -156,10 +174,87 @@ export function createMemoryStateStore(): StateStore {
     async addFailed(name, runId, failure) {
       checkName(name);
       checkRunId(runId);
-      checkRange(failure);
+      checkEntry(failure);
       const data = run(name, runId);
+      data.outstanding.delete(entryKey(failure));
       data.failed.set(rangeKey(failure), { ...failure });
       data.batchesFailed += 1;
+    },
+
+    async recordFailure(name, runId, at): Promise<FailureCounts> {
+      checkName(name);
+      checkRunId(runId);
+      checkTime(at, "at");
+      const data = run(name, runId);
+      data.consecutiveFailures += 1;
+      bucketOf(data, at).failures += 1;
+      const minute = Math.floor(at / 60_000) * 60_000;
+      let recentFailures = 0;
+      let recentDone = 0;
+      for (const m of [minute, minute - 60_000]) {
+        const b = data.minutes.get(m);
+        if (b) {
+          recentFailures += b.failures;
+          recentDone += b.batches;
+        }
+      }
+      return { consecutive: data.consecutiveFailures, recentFailures, recentDone };
+    },
+
+    async addOutstanding(name, runId, entries) {
+      checkName(name);
+      checkRunId(runId);
+      for (const e of entries) {
+        checkEntry(e);
+        checkTime(e.checkAt, "checkAt");
+      }
+      const data = run(name, runId);
+      for (const e of entries) data.outstanding.set(entryKey(e), { beginId: e.beginId, endId: e.endId, cycle: e.cycle, checkAt: e.checkAt });
+    },
+
+    async listOutstanding(name, runId, dueBefore, limit) {
+      checkName(name);
+      checkRunId(runId);
+      checkTime(dueBefore, "dueBefore");
+      checkLimit(limit);
+      return [...run(name, runId).outstanding.values()]
+        .filter((e) => e.checkAt <= dueBefore)
+        .sort((a, b) => a.checkAt - b.checkAt || byEndDescThenCycle(a, b))
+        .slice(0, limit)
+        .map((e) => ({ ...e }));
+    },
+
+    async touchOutstanding(name, runId, entries, checkAt) {
+      checkName(name);
+      checkRunId(runId);
+      for (const e of entries) checkEntry(e);
+      checkTime(checkAt, "checkAt");
+      const data = run(name, runId);
+      for (const e of entries) {
+        const current = data.outstanding.get(entryKey(e));
+        if (current) data.outstanding.set(entryKey(e), { ...current, checkAt });
+      }
+    },
+
+    async reclaimOutstanding(name, runId, entries) {
+      checkName(name);
+      checkRunId(runId);
+      for (const e of entries) checkEntry(e);
+      const data = run(name, runId);
+      const moved: RangeEntry[] = [];
+      for (const e of entries) {
+        const key = entryKey(e);
+        if (!data.outstanding.delete(key)) continue;
+        if (covers(data.done, e)) continue;
+        const entry = { beginId: e.beginId, endId: e.endId, cycle: e.cycle };
+        if (!data.deferred.has(key)) {
+          data.deferred.set(key, entry);
+          data.batchesDeferred += 1;
+        }
+        data.batchesLost += 1;
+        moved.push(entry);
+      }
+      return moved;
     },
 
     async listFailed(name, runId, limit) {
@@ -192,12 +287,14 @@ export function createMemoryStateStore(): StateStore {
       const recent = [...data.minutes.entries()]
         .sort((a, b) => a[0] - b[0])
         .slice(-60)
-        .map(([minute, b]) => ({ minute, ids: b.ids.toString(), batches: b.batches }));
+        .map(([minute, b]) => ({ minute, ids: b.ids.toString(), batches: b.batches, failures: b.failures }));
       return {
         batchesDone: data.batchesDone,
         idsDone: data.idsDone.toString(),
         batchesFailed: data.batchesFailed,
         batchesDeferred: data.batchesDeferred,
+        batchesLost: data.batchesLost,
+        consecutiveFailures: data.consecutiveFailures,
         lastDoneAt: data.lastDoneAt,
         recent,
       };

@@ -37,7 +37,10 @@ export interface RangeEntry extends IdRange {
 
 /** A range whose handler kept failing after the queue's retries were spent. */
 export interface FailedRange extends RangeEntry {
-  /** The last error's message. */
+  /**
+   * The last error's message, followed by its cause chain, one `caused by: …` line per
+   * `cause` (drizzle's "Failed query: …" is not the reason; its cause `ECONNREFUSED` is).
+   */
   readonly error: string;
   /** The last error's `name` (or `code` when it has one). */
   readonly errorName: string;
@@ -45,6 +48,30 @@ export interface FailedRange extends RangeEntry {
   readonly attempts: number;
   /** When it was given up (epoch ms). */
   readonly at: number;
+}
+
+/**
+ * A range the scheduler has enqueued and nobody has recorded yet: neither done, deferred
+ * nor failed. The runtime records one per batch job before enqueueing it, and every
+ * outcome (done, deferred, failed, reclaimed) removes it, so a range that stays
+ * outstanding long past its run time is either still in the queue or lost.
+ */
+export interface OutstandingEntry extends RangeEntry {
+  /**
+   * When to look at it next (epoch ms): the batch's planned run time plus a grace, moved
+   * later each time the queue still holds its job.
+   */
+  readonly checkAt: number;
+}
+
+/** What `recordFailure` reports after counting a failed attempt. */
+export interface FailureCounts {
+  /** Failed attempts since the last range recorded done (this one included). */
+  readonly consecutive: number;
+  /** Failed attempts in the current and the previous minute (by `at`), this one included. */
+  readonly recentFailures: number;
+  /** Ranges recorded done in the current and the previous minute. */
+  readonly recentDone: number;
 }
 
 /* ------------------------------------------------------------------- queue */
@@ -71,6 +98,8 @@ export interface BatchJobData {
   readonly endId: string;
   /** The batch's planned run time (epoch ms), for queue-lag metrics. Absent in jobs queued by older versions. */
   readonly scheduledAt?: number;
+  /** A held run's probe: it runs although the run is held, and its success resumes the run. */
+  readonly probe?: boolean;
 }
 
 /** Everything core ever puts on a queue. Plain JSON. */
@@ -116,6 +145,14 @@ export interface QueueCounts {
   readonly failed: number;
 }
 
+/**
+ * Where a job is, as `JobQueue.lookup` reports it. `waiting`, `delayed` and `active` mean
+ * the queue will still deliver it (or is delivering it); `completed` and `failed` mean it
+ * never will again; `missing` means the queue holds no job of that id (never added,
+ * evicted by retention, deleted by hand, or lost with a Redis restart).
+ */
+export type JobState = "waiting" | "delayed" | "active" | "completed" | "failed" | "missing";
+
 /** Optional abilities of a queue. */
 export interface JobQueueCapabilities {
   /** `QueueJob.priority` is honoured. */
@@ -143,6 +180,13 @@ export interface JobQueue {
   enqueue(jobs: readonly QueueJob[]): Promise<EnqueueResult>;
   /** Current counts. Not a snapshot across kinds on every adapter; good enough for backpressure. */
   counts(): Promise<QueueCounts>;
+  /**
+   * The state of each job, by id, in the order given: one answer per id (`missing` for an
+   * id the queue does not hold). A job retried after a failed attempt, waiting for its
+   * backoff, is `delayed` (or `waiting`), never `failed`: `failed` is final. Read-only;
+   * an empty list answers `[]` without a round trip.
+   */
+  lookup(ids: readonly string[]): Promise<JobState[]>;
   /** Releases what the adapter opened. Never closes an injected client. Idempotent. */
   close(): Promise<void>;
 }
@@ -161,6 +205,18 @@ export interface JobContext {
   readonly signal: AbortSignal;
 }
 
+/** What {@link JobProcessor.watchdog} found and did for one backfill. */
+export interface WatchdogAction {
+  readonly backfill: string;
+  /**
+   * `revived`: the tick chain had no live tick and one was enqueued; `started`: a start
+   * requested from outside (the CLI) was carried out here. Backfills needing nothing are not listed.
+   */
+  readonly action: "revived" | "started";
+  /** Why, in words ("tick job t12.e3 is missing", …). */
+  readonly reason: string;
+}
+
 /** How the processor disposed of a job (for logs and tests). */
 export type JobOutcome =
   /** A tick planned and enqueued its cycle. */
@@ -176,6 +232,9 @@ export type JobOutcome =
   /** A batch of a cancelled or unknown run: dropped. */
   | "skipped";
 
+/** A worker runner's shutdown: `drain` lets running jobs finish (up to a timeout) and then aborts them; `abort` aborts them at once. */
+export type ShutdownMode = "drain" | "abort";
+
 /**
  * Processes one job's data. The runtime (`SuperSpreader`) implements it; worker
  * runners call it once per delivery. A rejection means "failed this attempt": the
@@ -183,6 +242,13 @@ export type JobOutcome =
  */
 export interface JobProcessor {
   perform(data: unknown, context: JobContext): Promise<JobOutcome>;
+  /**
+   * Keeps the tick chains of the backfills this process defines alive: revives a chain
+   * whose current tick job is gone (missing, failed for good) and carries out starts
+   * requested from outside. Never creates a second chain (epochs). Worker runners call it
+   * every few seconds; safe to call from many processes at once.
+   */
+  watchdog(): Promise<WatchdogAction[]>;
 }
 
 /* --------------------------------------------------------------- id source */
@@ -237,13 +303,17 @@ export interface RunMetrics {
   readonly batchesFailed: number;
   /** Batches recorded deferred. */
   readonly batchesDeferred: number;
+  /** Ranges found lost (enqueued, never recorded, no longer in the queue) and reclaimed for re-enqueueing. */
+  readonly batchesLost: number;
+  /** Failed attempts since the last range recorded done. */
+  readonly consecutiveFailures: number;
   /** When the last range was recorded done (epoch ms), or null. */
   readonly lastDoneAt: number | null;
   /**
    * Ids done per minute for the most recent minutes (at most 60 buckets), oldest
    * first; `minute` is the bucket's start (epoch ms, a multiple of 60,000).
    */
-  readonly recent: ReadonlyArray<{ readonly minute: number; readonly ids: string; readonly batches: number }>;
+  readonly recent: ReadonlyArray<{ readonly minute: number; readonly ids: string; readonly batches: number; readonly failures: number }>;
 }
 
 /**
@@ -271,17 +341,22 @@ export interface StateStore {
   listConfigChanges(name: string, limit: number): Promise<ConfigChange[]>;
 
   /**
-   * Records a range as finished, atomically with the run's metrics.
-   * Idempotent: returns `true` when the range was not yet fully covered by the
-   * ledger (and counts it in the metrics), `false` when it already was (nothing changes).
+   * Records a range as finished, atomically with the run's metrics, and removes the
+   * outstanding entry `(range, cycle)` if there is one. Resets the consecutive-failure
+   * count to 0. Idempotent: returns `true` when the range was not yet fully covered by the
+   * ledger (and counts it in the metrics), `false` when it already was (only the
+   * outstanding entry and the failure count change).
    * Adjacent and overlapping ranges are merged, so the ledger stays small.
    * `at` is the completion time (epoch ms), used for the per-minute buckets.
    */
-  markDone(name: string, runId: string, range: IdRange, at: number): Promise<boolean>;
+  markDone(name: string, runId: string, entry: RangeEntry, at: number): Promise<boolean>;
   /** The ledger: covered ranges, merged, ascending, disjoint and non-adjacent. `[]` when none. */
   listDone(name: string, runId: string): Promise<IdRange[]>;
 
-  /** Records a deferred range (idempotent per entry) and counts it in the metrics once. */
+  /**
+   * Records a deferred range (idempotent per entry), counts it in the metrics once, and
+   * removes the outstanding entry of the same `(range, cycle)`, atomically.
+   */
   addDeferred(name: string, runId: string, entry: RangeEntry): Promise<void>;
   /** Up to `limit` deferred entries, highest `endId` first, then lowest `cycle`. */
   listDeferred(name: string, runId: string, limit: number): Promise<RangeEntry[]>;
@@ -289,10 +364,39 @@ export interface StateStore {
   removeDeferred(name: string, runId: string, entries: readonly RangeEntry[]): Promise<void>;
 
   /**
-   * Records a range given up after its last attempt. Keyed by `(beginId, endId)`:
-   * a later failure of the same range replaces the earlier record.
+   * Records a range given up after its last attempt, and removes the outstanding entry of
+   * the same `(range, cycle)`, atomically. Keyed by `(beginId, endId)`: a later failure
+   * of the same range replaces the earlier record.
    */
   addFailed(name: string, runId: string, failure: FailedRange): Promise<void>;
+  /**
+   * Counts one failed attempt of a batch (not a final failure: every attempt), atomically,
+   * and returns the counts a hold decision needs. The count since the last success is
+   * reset by `markDone`.
+   */
+  recordFailure(name: string, runId: string, at: number): Promise<FailureCounts>;
+
+  /**
+   * Records ranges as enqueued-but-unrecorded, before their jobs are enqueued. Keyed by
+   * `(beginId, endId, cycle)`; adding an entry again only moves its `checkAt`. One round
+   * trip for the whole list.
+   */
+  addOutstanding(name: string, runId: string, entries: readonly OutstandingEntry[]): Promise<void>;
+  /** Up to `limit` outstanding entries with `checkAt <= dueBefore`, earliest `checkAt` first. */
+  listOutstanding(name: string, runId: string, dueBefore: number, limit: number): Promise<OutstandingEntry[]>;
+  /**
+   * Moves the `checkAt` of these entries to `checkAt`, for those still outstanding (the
+   * queue still holds their jobs: look again later). Entries no longer outstanding are
+   * ignored. Idempotent.
+   */
+  touchOutstanding(name: string, runId: string, entries: readonly RangeEntry[], checkAt: number): Promise<void>;
+  /**
+   * Reclaims lost ranges, atomically: each entry that is still outstanding is removed and,
+   * unless the ledger already covers it, added to the deferred entries (so the scheduler
+   * enqueues it again) and counted in `batchesLost`. Entries no longer outstanding are
+   * ignored (they were recorded meanwhile). Returns the entries moved to deferred.
+   */
+  reclaimOutstanding(name: string, runId: string, entries: readonly RangeEntry[]): Promise<RangeEntry[]>;
   /** Up to `limit` failed ranges, highest `endId` first. */
   listFailed(name: string, runId: string, limit: number): Promise<FailedRange[]>;
   /**

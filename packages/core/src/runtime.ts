@@ -1,27 +1,16 @@
+import { runBatch } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
-import { rateAt, validateConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
-import { parseDoc, parseJobData, type BackfillDoc, type BackfillStatusName, type PendingPlan, type StoredEntry } from "./doc.js";
+import { createCore, type Core } from "./context.js";
+import { validateConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { tickJob } from "./cycle.js";
+import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { EventHub, type SuperSpreaderEventName, type SuperSpreaderListener } from "./events.js";
-import { findGaps, mergeRanges, rangeSize } from "./ids.js";
-import type {
-  BatchJobData,
-  FailedRange,
-  IdRange,
-  IdSource,
-  JobContext,
-  JobOutcome,
-  JobProcessor,
-  JobQueue,
-  QueueJob,
-  RangeEntry,
-  RunMetrics,
-  StateStore,
-  TickJobData,
-} from "./ports.js";
-import { toRational } from "./rational.js";
-import { descendingRanges, slotCount, slotTime } from "./spread.js";
+import type { IdRange, IdSource, JobContext, JobOutcome, JobProcessor, JobQueue, JobState, RangeEntry, StateStore, WatchdogAction } from "./ports.js";
+import { auditOf, etaOf, planOf, statusOf, type AuditReport, type BackfillStatus, type NextCycle, type RunEta } from "./status.js";
+import { orphans, reconcile, runTick, toBatches } from "./tick.js";
 import { checkName } from "./validate-args.js";
+import { watchdog } from "./watchdog.js";
 
 /** What a batch handler receives. */
 export interface BatchContext {
@@ -44,7 +33,7 @@ export interface BatchContext {
 export interface BackfillDefinition {
   /** Where the ids come from; read once when a run starts (rows inserted above the max id later are not visited). */
   readonly source: IdSource;
-  /** The configuration a new run starts with (operators may change it later with `updateConfig`). */
+  /** The configuration a first run starts with (operators may change it later with `updateConfig`; restarts keep the live one). */
   readonly config: BackfillConfigInput;
   /**
    * Processes every id in `[beginId, endId]`. Must be idempotent: delivery is
@@ -55,8 +44,14 @@ export interface BackfillDefinition {
 
 /** Options of {@link createSuperSpreader}. */
 export interface SuperSpreaderOptions {
-  /** Where tick and batch jobs go. */
-  queue: JobQueue;
+  /**
+   * Where tick and batch jobs go. `null` for operator tools that only read and write state
+   * (the CLI): then the calls that would enqueue a tick (`resume`, reviving `start`,
+   * `retryFailed` of a failed run) write the state, and the workers' watchdog enqueues the
+   * tick within seconds; `start` of a new run and `repair` are written as requests that a
+   * worker defining the backfill carries out.
+   */
+  queue: JobQueue | null;
   /** Where state, ledger and config live. */
   store: StateStore;
   /**
@@ -66,72 +61,23 @@ export interface SuperSpreaderOptions {
   clock?: Clock;
   /**
    * Runs of a tick job before the queue gives it up. A tick only fails on store or
-   * queue errors, so retries are cheap; a backfill whose chain broke anyway is revived
-   * by `start` or `resume`.
+   * queue errors, so retries are cheap; a chain that broke anyway is revived by the
+   * workers' watchdog.
    * @default 25
    */
   tickAttempts?: number;
+  /**
+   * How long after its planned run time an enqueued batch that nobody recorded is first
+   * looked up in the queue (ms); while the queue still holds it, it is looked up again
+   * this much later. Lost ranges are re-enqueued about this long after they were due.
+   * @default 60000
+   */
+  reconcileAfterMs?: number;
   /**
    * Called when an event listener throws (the runtime carries on).
    * @default logs with console.error
    */
   onListenerError?: (error: unknown, event: SuperSpreaderEventName) => void;
-}
-
-/** Progress of a run. */
-export interface BackfillProgress {
-  /** Ids in the run's id space, `initialId - minId + 1`. */
-  readonly idsTotal: bigint;
-  /** Ids recorded done. */
-  readonly idsDone: bigint;
-  /** idsDone / idsTotal, 0..1 (1 for an empty id space). */
-  readonly fraction: number;
-  readonly batchesDone: number;
-  readonly batchesFailed: number;
-  readonly batchesDeferred: number;
-  readonly lastDoneAt: number | null;
-}
-
-/** A backfill's state as `status()` reports it. */
-export interface BackfillStatus {
-  readonly name: string;
-  readonly status: BackfillStatusName;
-  readonly runId: string;
-  readonly config: BackfillConfig;
-  /** Id space of the run, fixed at start. */
-  readonly minId: bigint;
-  readonly initialId: bigint;
-  /** Next id to plan; below minId once every range has been enqueued. */
-  readonly cursor: bigint;
-  readonly cycle: number;
-  readonly nextTickAt: number;
-  /**
-   * How late the next tick is (ms), 0 when on time or not running. A value well past one
-   * cycle means the tick chain died (its job failed for good): `start(name)` revives it.
-   */
-  readonly tickOverdueMs: number;
-  readonly startedAt: number;
-  readonly finishedAt: number | null;
-  readonly progress: BackfillProgress;
-  /** The rate in force now. */
-  readonly rate: RateAt;
-  readonly metrics: RunMetrics;
-}
-
-/** What `audit()` reports: the ledger against the run's id space. */
-export interface AuditReport {
-  readonly name: string;
-  readonly runId: string;
-  readonly minId: bigint;
-  readonly initialId: bigint;
-  /** Ranges recorded done, merged. */
-  readonly done: IdRange[];
-  /** Ids of the id space never recorded done (in flight, deferred, failed, or lost). */
-  readonly gaps: IdRange[];
-  readonly deferred: RangeEntry[];
-  readonly failed: FailedRange[];
-  /** True when there is no gap. */
-  readonly complete: boolean;
 }
 
 /** Options of state changes made by people or tools (recorded in the audit trail). */
@@ -143,11 +89,17 @@ export interface ChangeOptions {
   actor?: string;
   /** Why, in free text. */
   reason?: string;
+  /**
+   * The `revision` the caller last saw (from `status()`): the change is refused with a
+   * `CONFLICT` error, writing nothing, when someone changed the backfill since.
+   * @default undefined (no check)
+   */
+  expectedRevision?: number;
 }
 
 /** Options of {@link SuperSpreader.start}. */
 export interface StartOptions extends ChangeOptions {
-  /** Config fields overriding the definition's for this run (validated before anything is written). */
+  /** Config fields overriding the live config (or the definition's) for this run, validated before anything is written. */
   config?: Partial<BackfillConfigInput>;
   /**
    * Start a new run when the previous one completed, failed or was cancelled. Without it,
@@ -156,6 +108,35 @@ export interface StartOptions extends ChangeOptions {
    * @default false
    */
   restart?: boolean;
+  /**
+   * Start the new run with the definition's config instead of the live one. A restart
+   * keeps the live config by default, so a change an operator made is not silently undone.
+   * @default false
+   */
+  resetConfig?: boolean;
+}
+
+/** What {@link SuperSpreader.repair} found and did. */
+export interface RepairReport {
+  readonly name: string;
+  readonly runId: string;
+  /** Outstanding entries looked up in the queue. */
+  readonly checked: number;
+  /** Of those, still held by the queue (in flight: nothing to do). */
+  readonly stillQueued: number;
+  /** Ranges the queue lost or gave up on without the runtime seeing it, with the state it reported. */
+  readonly lost: ReadonlyArray<RangeEntry & { readonly state: JobState }>;
+  /** Ranges nothing accounted for (only looked for once every range was enqueued and nothing is in flight). */
+  readonly unaccounted: readonly IdRange[];
+  /** Ranges put back to be enqueued again by the next cycles. */
+  readonly requeued: number;
+  /** True when a finished run was set running again to enqueue them. */
+  readonly revived: boolean;
+  /**
+   * True when this spreader has no queue (the CLI): the repair was written as a request
+   * that a worker carries out; read the outcome with `status()`/`lastRepair` afterwards.
+   */
+  readonly requested: boolean;
 }
 
 /** The runtime: defines backfills, controls them, and processes their jobs. */
@@ -166,12 +147,14 @@ export interface SuperSpreader extends JobProcessor {
   defined(): string[];
   /**
    * Starts a run (reading the id space from the source), or, for a running backfill,
-   * makes sure its tick chain is alive without starting a second one. Idempotent.
+   * makes sure its tick chain is alive without starting a second one. Idempotent. In a
+   * process without a queue (the CLI), a new run is written as a request (status
+   * `starting`, or `request` on a finished run) that a worker defining it carries out.
    */
   start(name: string, options?: StartOptions): Promise<BackfillStatus>;
   /** Pauses: no new cycles; batches that reach a worker are deferred, not lost. Idempotent. */
   pause(name: string, options?: ChangeOptions): Promise<BackfillStatus>;
-  /** Resumes a paused backfill (deferred ranges are enqueued again by the next cycles), or revives a running one's tick chain. */
+  /** Resumes a paused or held backfill (deferred ranges are enqueued again by the next cycles), or revives a running one's tick chain. */
   resume(name: string, options?: ChangeOptions): Promise<BackfillStatus>;
   /** Ends the run; queued jobs of it become no-ops. */
   cancel(name: string, options?: ChangeOptions): Promise<BackfillStatus>;
@@ -181,43 +164,86 @@ export interface SuperSpreader extends JobProcessor {
   updateConfig(name: string, patch: Partial<BackfillConfigInput>, options?: ChangeOptions): Promise<BackfillConfig>;
   /** The backfill's state, progress and current rate. */
   status(name: string): Promise<BackfillStatus>;
-  /** Compares the ledger with the id space: gaps, deferred and failed ranges. */
+  /** Compares the ledger with the id space: gaps and why each is open, deferred, failed and outstanding ranges. */
   audit(name: string): Promise<AuditReport>;
+  /** The next cycle's batches, computed by the planner the next tick runs; enqueues nothing. Null for a finished run. */
+  plan(name: string): Promise<NextCycle | null>;
+  /** When the run finishes through its peak calendar (optionally with another config, to preview a change) and at the observed pace. Null for a finished run. */
+  eta(name: string, options?: { config?: BackfillConfig | BackfillConfigInput }): Promise<RunEta | null>;
+  /**
+   * Finds ranges that were enqueued but will never be recorded (their jobs gone from the
+   * queue or given up by it) and ranges nothing accounts for, and queues them again, at
+   * the rate. The ticks do the same by themselves; this does it now and reports it.
+   */
+  repair(name: string, options?: ChangeOptions): Promise<RepairReport>;
   /** Names of every stored backfill. */
   list(): Promise<string[]>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<E extends SuperSpreaderEventName>(event: E, listener: SuperSpreaderListener<E>): () => void;
   /** Processes one job delivery (called by worker runners). */
   perform(data: unknown, context: JobContext): Promise<JobOutcome>;
+  /** Revives dead tick chains and carries out requested starts and repairs of the backfills defined here (called by worker runners every few seconds). */
+  watchdog(): Promise<WatchdogAction[]>;
 }
 
-/** A tick that runs later than this after its scheduled time starts its cycle now, so a stalled chain does not burst to catch up. */
-const LATE_TICK_MS = 1_000;
-/** Compare-and-set retries before giving up with CONFLICT. */
-const MAX_CAS_ROUNDS = 50;
-/** Failed ranges read when deciding whether a finished run failed. */
-const FAILED_SCAN_LIMIT = 100_000;
+/** Rounds of reconciliation `repair` runs before it stops (each looks at up to 1,000 entries). */
+const REPAIR_ROUNDS = 100;
+/** A placeholder config for a `starting` backfill requested from a process that does not define it. */
+const UNKNOWN_CONFIG = validateConfig({ batchSize: 1, duration: 1, perSecondOnPeak: 0, perSecondOffPeak: 0 });
 
 function newRunId(): string {
   return globalThis.crypto.randomUUID().replace(/-/g, "").slice(0, 12);
 }
 
-const toStored = (e: RangeEntry): StoredEntry => ({ beginId: e.beginId.toString(), endId: e.endId.toString(), cycle: e.cycle });
-const fromStored = (e: StoredEntry): RangeEntry => ({ beginId: BigInt(e.beginId), endId: BigInt(e.endId), cycle: e.cycle });
-
-/** The job id of a batch: deterministic in (backfill, run, cycle, range). */
-export function batchJobId(name: string, runId: string, cycle: number, range: IdRange): string {
-  return `${name}.${runId}.b${cycle}.${range.beginId}-${range.endId}`;
+function checkRevision(name: string, doc: BackfillDoc | undefined, options: ChangeOptions): void {
+  const expected = options.expectedRevision;
+  if (expected === undefined) return;
+  if (!Number.isSafeInteger(expected) || expected < 0) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `expectedRevision must be a whole number ≥ 0, got ${describeValue(expected)}`, {
+      field: "expectedRevision",
+    });
+  }
+  const current = doc?.revision ?? 0;
+  if (current !== expected) {
+    throw new SuperSpreaderError(
+      "CONFLICT",
+      `backfill "${name}" changed since revision ${expected} (it is at revision ${current}${doc ? `, ${doc.status}` : ""}): reload it and try again`,
+      { field: "expectedRevision" },
+    );
+  }
 }
 
-/** The job id of a tick: deterministic in (backfill, run, cycle, epoch). */
-export function tickJobId(name: string, runId: string, cycle: number, epoch: number): string {
-  return `${name}.${runId}.t${cycle}.e${epoch}`;
+/** An empty document for a new or requested run. */
+function freshDoc(name: string, now: number, fields: Partial<BackfillDoc> & Pick<BackfillDoc, "status" | "config">): BackfillDoc {
+  return {
+    schema: 1,
+    name,
+    runId: newRunId(),
+    minId: "1",
+    initialId: "0",
+    cursor: "0",
+    cycle: 0,
+    epoch: 0,
+    nextTickAt: now,
+    pending: null,
+    startedAt: now,
+    updatedAt: now,
+    finishedAt: null,
+    revision: 1,
+    pace: null,
+    hold: null,
+    watchdog: { revivals: 0, lastRevivedAt: null, lastReason: null },
+    tracking: true,
+    request: null,
+    repairRequest: null,
+    lastRepair: null,
+    ...fields,
+  };
 }
 
 /**
  * Creates the runtime. Use one per process: the scheduler side (start, pause, …)
- * and the worker side (`perform`, called by an adapter's worker runner) are the same object.
+ * and the worker side (`perform` and `watchdog`, called by an adapter's worker runner) are the same object.
  *
  * @example
  * ```ts
@@ -235,12 +261,17 @@ export function tickJobId(name: string, runId: string, cycle: number, epoch: num
  * ```
  */
 export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreader {
-  const { queue, store } = options;
-  if (!queue || typeof queue.enqueue !== "function") {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `queue must be a JobQueue, got ${describeValue(queue)}`, { field: "queue" });
+  const { store } = options;
+  const queue = options.queue ?? null;
+  if (queue !== null && (typeof queue !== "object" || typeof queue.enqueue !== "function" || typeof queue.lookup !== "function")) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `queue must be a JobQueue (enqueue, lookup, counts, close) or null, got ${describeValue(queue)}`, {
+      field: "queue",
+    });
   }
-  if (!store || typeof store.compareAndSet !== "function") {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `store must be a StateStore, got ${describeValue(store)}`, { field: "store" });
+  if (!store || typeof store.compareAndSet !== "function" || typeof store.addOutstanding !== "function") {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `store must be a StateStore of this version (with addOutstanding), got ${describeValue(store)}`, {
+      field: "store",
+    });
   }
   const clock = options.clock ?? systemClock;
   const tickAttempts = options.tickAttempts ?? 25;
@@ -249,383 +280,166 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       field: "tickAttempts",
     });
   }
-  const registry = new Map<string, BackfillDefinition & { validConfig: BackfillConfig }>();
+  const reconcileAfterMs = options.reconcileAfterMs ?? 60_000;
+  if (!Number.isSafeInteger(reconcileAfterMs) || reconcileAfterMs < 0) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `reconcileAfterMs must be a whole number of ms ≥ 0, got ${describeValue(reconcileAfterMs)}`, {
+      field: "reconcileAfterMs",
+    });
+  }
   const events = new EventHub(
     options.onListenerError ??
       ((error, event) => {
         console.error(`[superspreader] a listener of "${event}" threw`, error);
       }),
   );
+  const core: Core = createCore({ queue, store, clock, events, tickAttempts, reconcileAfterMs });
+  const { registry, mutate, readOrThrow, recordChange, base } = core;
 
-  /* ------------------------------------------------------------ helpers */
+  /* -------------------------------------------------------------- start */
 
-  // Every batch reads the document. Validating its config (time zone included) is the
-  // costly part, so the last config seen valid is remembered per backfill, as JSON.
-  const validConfigs = new Map<string, string>();
-  const read = async (name: string): Promise<{ version: number; doc: BackfillDoc } | null> => {
-    const stored = await store.get(name);
-    if (!stored) return null;
-    const configJson = JSON.stringify((stored.value as { config?: unknown } | null)?.config);
-    const doc = parseDoc(name, stored.value, () => validConfigs.get(name) === configJson);
-    validConfigs.set(name, configJson);
-    return { version: stored.version, doc };
-  };
-
-  const readOrThrow = async (name: string) => {
-    checkName(name);
-    const current = await read(name);
-    if (!current) {
-      const hint = registry.has(name) ? "it is defined but was never started: call start() first" : "no backfill of that name is stored";
-      throw new SuperSpreaderError("UNKNOWN_BACKFILL", `backfill "${name}" not found: ${hint}`);
-    }
-    return current;
-  };
-
-  /**
-   * Read-modify-write with compare-and-set. `change` returns the new document, or
-   * null to leave it as it is. Retried when another writer got there first.
-   */
-  const mutate = async (
-    name: string,
-    change: (doc: BackfillDoc) => BackfillDoc | null,
-  ): Promise<{ before: BackfillDoc; after: BackfillDoc; changed: boolean }> => {
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const { version, doc } = await readOrThrow(name);
-      const next = change(doc);
-      if (next === null) return { before: doc, after: doc, changed: false };
-      const written = await store.compareAndSet(name, version, { ...next, updatedAt: clock.now() });
-      if (written !== null) return { before: doc, after: next, changed: true };
-    }
-    throw new SuperSpreaderError("CONFLICT", `backfill "${name}": the state kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again`);
-  };
-
-  const tickJob = (doc: BackfillDoc, cycle: number, epoch: number, at: number): QueueJob => ({
-    id: tickJobId(doc.name, doc.runId, cycle, epoch),
-    runAt: at,
-    attempts: tickAttempts,
-    data: { kind: "tick", backfill: doc.name, runId: doc.runId, cycle, epoch, scheduledAt: at },
-  });
-
-  /** Bumps the epoch and enqueues a tick for the current cycle: revives a chain, and turns any older tick stale. */
-  const kick = async (name: string, to: BackfillStatusName): Promise<BackfillDoc> => {
-    const { after } = await mutate(name, (doc) => ({ ...doc, status: to, epoch: doc.epoch + 1 }));
-    const at = Math.max(clock.now(), after.pending?.beginAt ?? after.nextTickAt);
-    await queue.enqueue([tickJob(after, after.cycle, after.epoch, at)]);
-    return after;
-  };
-
-  const base = (doc: BackfillDoc) => ({ backfill: doc.name, runId: doc.runId, at: clock.now() });
-
-  /* --------------------------------------------------------------- ticks */
-
-  /** Enqueues a stored plan's jobs and advances the cursor. Safe to repeat: job ids are deterministic. */
-  const finalize = async (version: number, doc: BackfillDoc, plan: PendingPlan): Promise<void> => {
-    const rate = toRational(Number(plan.perSecond), "perSecond");
-    const slots = { rate, beginAtMs: plan.beginAt, spreadWithinSecond: plan.spreadWithinSecond };
-    const jobs: QueueJob[] = [];
-    const priority = doc.config.priority;
-    const batch = (range: IdRange, slot: number): QueueJob => {
-      const runAt = slotTime(slots, slot);
-      return {
-        id: batchJobId(doc.name, doc.runId, plan.cycle, range),
-        runAt,
-        attempts: doc.config.maxAttempts,
-        ...(priority === null ? {} : { priority }),
-        data: {
-          kind: "batch",
-          backfill: doc.name,
-          runId: doc.runId,
-          cycle: plan.cycle,
-          beginId: range.beginId.toString(),
-          endId: range.endId.toString(),
-          scheduledAt: runAt,
-        },
-      };
-    };
-    let slot = 0;
-    for (const entry of plan.requeue) jobs.push(batch(fromStored(entry), slot++));
-    for (const range of descendingRanges(BigInt(plan.cursor), BigInt(doc.minId), plan.batchSize, plan.fresh)) jobs.push(batch(range, slot++));
-    // The tick goes last: when it exists, every batch before it in this call was stored.
-    jobs.push(tickJob(doc, plan.cycle + 1, doc.epoch, plan.nextTickAt));
-    await queue.enqueue(jobs);
-    // Removed after enqueueing and before the cursor moves: a crash in between repeats
-    // the enqueue (deduplicated), never drops a deferred range.
-    if (plan.requeue.length > 0) await store.removeDeferred(doc.name, doc.runId, plan.requeue.map(fromStored));
-    const written = await store.compareAndSet(doc.name, version, {
-      ...doc,
-      cursor: plan.nextCursor,
-      cycle: plan.cycle + 1,
-      pending: null,
-      nextTickAt: plan.nextTickAt,
-      updatedAt: clock.now(),
-    } satisfies BackfillDoc);
-    if (written !== null) {
-      events.emit("cyclePlanned", {
-        ...base(doc),
-        cycle: plan.cycle,
-        batches: jobs.length - 1,
-        requeued: plan.requeue.length,
-        perSecond: Number(plan.perSecond),
-        onPeak: plan.onPeak,
-        beginAt: plan.beginAt,
-        nextTickAt: plan.nextTickAt,
-      });
-    }
-  };
-
-  /** Decides whether an exhausted run is over. Returns the final status, or null while work is still out. */
-  const finalStatus = async (doc: BackfillDoc): Promise<"completed" | "failed" | null> => {
-    const minId = BigInt(doc.minId);
-    const maxId = BigInt(doc.initialId);
-    const done = await store.listDone(doc.name, doc.runId);
-    const gaps = findGaps(minId, maxId, done);
-    if (gaps.length === 0) return "completed";
-    const failed = await store.listFailed(doc.name, doc.runId, FAILED_SCAN_LIMIT);
-    if (failed.length > 0 && findGaps(minId, maxId, [...done, ...failed]).length === 0) return "failed";
-    return null;
-  };
-
-  const runTick = async (data: TickJobData): Promise<JobOutcome> => {
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const current = await read(data.backfill);
-      if (!current) return "stale";
-      const { version, doc } = current;
-      if (doc.runId !== data.runId || doc.epoch !== data.epoch || doc.status !== "running") return "stale";
-      if (doc.pending) {
-        await finalize(version, doc, doc.pending);
-        continue;
-      }
-      if (doc.cycle !== data.cycle) return "stale";
-
-      const now = clock.now();
-      const beginAt = now - data.scheduledAt > LATE_TICK_MS ? now : data.scheduledAt;
-      const config = doc.config;
-      const rate = rateAt(config, beginAt);
-      const rational = toRational(rate.perSecond, "perSecond");
-      const slots = rational.num === 0n ? 0 : slotCount(toRational(config.duration, "duration"), rational);
-      const cursor = BigInt(doc.cursor);
-      const minId = BigInt(doc.minId);
-      const requeue = slots > 0 ? await store.listDeferred(doc.name, doc.runId, slots) : [];
-
-      if (cursor < minId && requeue.length === 0) {
-        const final = await finalStatus(doc);
-        if (final !== null) {
-          const written = await store.compareAndSet(doc.name, version, {
-            ...doc,
-            status: final,
-            finishedAt: now,
-            updatedAt: now,
-          } satisfies BackfillDoc);
-          if (written === null) continue;
-          events.emit("completed", { ...base(doc), status: final });
-          return "finished";
-        }
-      }
-
-      const freshRanges = [...descendingRanges(cursor, minId, config.batchSize, slots - requeue.length)];
-      const last = freshRanges[freshRanges.length - 1];
-      const durationMs = Math.round(config.duration * 1000);
-      const plan: PendingPlan = {
-        cycle: doc.cycle,
-        beginAt,
-        perSecond: rate.perSecondExact,
-        onPeak: rate.onPeak,
-        spreadWithinSecond: config.spreadWithinSecond,
-        batchSize: config.batchSize,
-        cursor: doc.cursor,
-        fresh: freshRanges.length,
-        nextCursor: last ? (last.beginId - 1n).toString() : doc.cursor,
-        requeue: requeue.map(toStored),
-        nextTickAt: beginAt + durationMs,
-      };
-      const written = await store.compareAndSet(doc.name, version, { ...doc, pending: plan, updatedAt: now } satisfies BackfillDoc);
-      if (written === null) continue;
-      await finalize(written, { ...doc, pending: plan, updatedAt: now }, plan);
-      return "planned";
-    }
-    throw new SuperSpreaderError("CONFLICT", `backfill "${data.backfill}": tick ${data.cycle} lost ${MAX_CAS_ROUNDS} compare-and-set rounds`);
-  };
-
-  /* ------------------------------------------------------------- batches */
-
-  const runBatch = async (data: BatchJobData, context: JobContext): Promise<JobOutcome> => {
-    const current = await read(data.backfill);
-    if (!current || current.doc.runId !== data.runId) return "skipped";
-    const { doc } = current;
-    const range = { beginId: BigInt(data.beginId), endId: BigInt(data.endId) };
-    const where = { ...base(doc), cycle: data.cycle, ...range };
-    if (doc.status === "paused") {
-      await store.addDeferred(doc.name, doc.runId, { ...range, cycle: data.cycle });
-      events.emit("batchDeferred", where);
-      return "deferred";
-    }
-    if (doc.status !== "running") return "skipped";
-    const definition = registry.get(doc.name);
-    if (!definition) {
-      // Thrown, not skipped: a worker deployed without this backfill must not eat its jobs.
-      throw new SuperSpreaderError(
-        "UNKNOWN_BACKFILL",
-        `backfill "${doc.name}" is not defined in this worker: call spreader.define("${doc.name}", …) before starting the worker`,
-      );
-    }
-    const started = clock.now();
-    events.emit("batchStarted", {
-      ...where,
-      attempt: context.attempt,
-      ...(data.scheduledAt === undefined ? {} : { scheduledAt: data.scheduledAt }),
-    });
-    try {
-      await definition.handle({
-        backfill: doc.name,
-        runId: doc.runId,
-        cycle: data.cycle,
-        beginId: range.beginId,
-        endId: range.endId,
-        attempt: context.attempt,
-        maxAttempts: context.maxAttempts,
-        signal: context.signal,
-      });
-    } catch (error) {
-      // An attempt cut short by shutdown is handed back by the runner without spending it.
-      const final = context.attempt >= context.maxAttempts && !context.signal.aborted;
-      const finished = clock.now();
-      if (final) {
-        const e = error as { message?: unknown; name?: unknown; code?: unknown };
-        await store.addFailed(doc.name, doc.runId, {
-          ...range,
-          cycle: data.cycle,
-          error: typeof e?.message === "string" ? e.message : String(error),
-          errorName: typeof e?.code === "string" ? e.code : typeof e?.name === "string" ? e.name : "Error",
-          attempts: context.attempt,
-          at: finished,
-        });
-      }
-      events.emit("batchFailed", {
-        ...where,
-        at: finished,
-        attempt: context.attempt,
-        maxAttempts: context.maxAttempts,
-        durationMs: finished - started,
-        error,
-        final,
-      });
-      throw error;
-    }
-    const finished = clock.now();
-    let firstCompletion: boolean;
-    try {
-      firstCompletion = await store.markDone(doc.name, doc.runId, range, finished);
-    } catch (error) {
-      // The work is done but not recorded: the queue runs the batch again (idempotent handlers).
-      events.emit("batchFailed", {
-        ...where,
-        at: clock.now(),
-        attempt: context.attempt,
-        maxAttempts: context.maxAttempts,
-        durationMs: finished - started,
-        error,
-        final: false,
-      });
-      throw error;
-    }
-    events.emit("batchFinished", { ...where, at: finished, attempt: context.attempt, durationMs: finished - started, firstCompletion });
-    return "done";
-  };
-
-  /* ------------------------------------------------------------- status */
-
-  const statusOf = async (doc: BackfillDoc): Promise<BackfillStatus> => {
-    const metrics = await store.metrics(doc.name, doc.runId);
-    const minId = BigInt(doc.minId);
-    const initialId = BigInt(doc.initialId);
-    const idsTotal = initialId >= minId ? initialId - minId + 1n : 0n;
-    const idsDone = BigInt(metrics.idsDone);
-    return {
-      name: doc.name,
-      status: doc.status,
-      runId: doc.runId,
-      config: doc.config,
-      minId,
-      initialId,
-      cursor: BigInt(doc.cursor),
-      cycle: doc.cycle,
-      nextTickAt: doc.nextTickAt,
-      tickOverdueMs: doc.status === "running" ? Math.max(0, clock.now() - doc.nextTickAt) : 0,
-      startedAt: doc.startedAt,
-      finishedAt: doc.finishedAt,
-      progress: {
-        idsTotal,
-        idsDone,
-        fraction: idsTotal === 0n ? 1 : Number((idsDone * 1_000_000n) / idsTotal) / 1_000_000,
-        batchesDone: metrics.batchesDone,
-        batchesFailed: metrics.batchesFailed,
-        batchesDeferred: metrics.batchesDeferred,
-        lastDoneAt: metrics.lastDoneAt,
-      },
-      rate: rateAt(doc.config, clock.now()),
-      metrics,
-    };
-  };
-
-  const recordChange = async (name: string, changes: Record<string, { from: unknown; to: unknown }>, opts: ChangeOptions = {}) => {
-    await store.appendConfigChange(name, {
-      at: clock.now(),
+  /** Writes a start for a worker to carry out: this process lacks the definition or the queue. */
+  const requestStart = async (name: string, current: { version: number; doc: BackfillDoc } | null, opts: StartOptions) => {
+    const now = clock.now();
+    const request = {
+      at: now,
       actor: opts.actor ?? "api",
-      ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-      changes,
-    });
+      reason: opts.reason ?? null,
+      config: opts.config ?? null,
+      resetConfig: opts.resetConfig ?? false,
+    };
+    const doc: BackfillDoc = current
+      ? { ...current.doc, request, revision: current.doc.revision + 1, updatedAt: now }
+      : freshDoc(name, now, { status: "starting", config: UNKNOWN_CONFIG, request });
+    const written = await store.compareAndSet(name, current?.version ?? 0, doc);
+    if (written === null) return null;
+    await recordChange(name, { startRequested: { from: null, to: { restart: current !== null, config: request.config, resetConfig: request.resetConfig } } }, opts);
+    return statusOf(core, doc);
   };
 
   /** One attempt of start(); null when another writer changed the backfill meanwhile. */
   const startOnce = async (name: string, opts: StartOptions): Promise<BackfillStatus | null> => {
     const definition = registry.get(name);
-    const current = await read(name);
-    if (current && (current.doc.status === "running" || current.doc.status === "paused")) {
+    const current = await core.read(name);
+    checkRevision(name, current?.doc, opts);
+    if (current && (current.doc.status === "running" || current.doc.status === "held")) {
       // Running: revive the chain (a new epoch makes any surviving tick stale, so there is still one chain).
-      const doc = current.doc.status === "running" ? await kick(name, "running") : current.doc;
-      return statusOf(doc);
+      const { after } = await core.kick(name, (d) => (d.status === "running" || d.status === "held" ? {} : null));
+      return statusOf(core, after);
     }
-    if (current && !opts.restart) return statusOf(current.doc);
+    if (current && current.doc.status === "paused") return statusOf(core, current.doc);
+    const requested = current?.doc.status === "starting" || current?.doc.request != null;
+    if (current && !opts.restart && !requested) return statusOf(core, current.doc);
+    if (opts.config !== undefined) validateConfig({ ...(definition?.validConfig ?? UNKNOWN_CONFIG), ...opts.config });
+    // Without a queue (an operator tool), a worker that defines the backfill carries it out (its watchdog looks every few seconds).
+    if (queue === null) return requestStart(name, current, opts);
     if (!definition) {
       throw new SuperSpreaderError(
         "UNKNOWN_BACKFILL",
         `backfill "${name}" is not defined in this process: call spreader.define("${name}", …) before start()`,
       );
     }
-    const config = opts.config ? validateConfig({ ...definition.config, ...opts.config }) : definition.validConfig;
+    // Carrying out a request, the request's options apply; a live config is kept unless told otherwise.
+    const request = current?.doc.request ?? null;
+    const resetConfig = request?.resetConfig ?? opts.resetConfig ?? false;
+    const overrides = request?.config ?? opts.config ?? null;
+    const live = current && current.doc.status !== "starting" && !resetConfig ? current.doc.config : definition.validConfig;
+    const config = overrides ? validateConfig({ ...live, ...overrides }) : live;
     const [minId, maxId] = await Promise.all([definition.source.minId(), definition.source.maxId()]);
     const now = clock.now();
     const empty = minId === null || maxId === null;
-    const doc: BackfillDoc = {
-      schema: 1,
-      name,
-      runId: newRunId(),
+    const doc = freshDoc(name, now, {
       status: empty ? "completed" : "running",
       config,
       minId: (minId ?? 1n).toString(),
       initialId: (maxId ?? 0n).toString(),
       cursor: (maxId ?? 0n).toString(),
-      cycle: 0,
-      epoch: 0,
-      nextTickAt: now,
-      pending: null,
-      startedAt: now,
-      updatedAt: now,
       finishedAt: empty ? now : null,
-    };
+      revision: (current?.doc.revision ?? 0) + 1,
+    });
     const written = await store.compareAndSet(name, current?.version ?? 0, doc);
     if (written === null) return null;
-    await recordChange(name, { run: { from: current?.doc.runId ?? null, to: doc.runId }, config: { from: current?.doc.config ?? null, to: config } }, {
-      actor: opts.actor ?? "api",
-      reason: opts.reason ?? "start",
-    });
+    const which = current === null || current.doc.status === "starting" ? "definition's config" : resetConfig ? "definition's config (reset)" : "live config";
+    await recordChange(
+      name,
+      { run: { from: current && current.doc.status !== "starting" ? current.doc.runId : null, to: doc.runId }, config: { from: current?.doc.config ?? null, to: config } },
+      {
+        actor: request?.actor ?? opts.actor ?? "api",
+        reason: `${request?.reason ?? opts.reason ?? (current ? "restart" : "start")} (${which}${overrides ? " with overrides" : ""})`,
+      },
+    );
     events.emit("started", { ...base(doc), minId: BigInt(doc.minId), initialId: BigInt(doc.initialId) });
-    if (empty) {
-      events.emit("completed", { ...base(doc), status: "completed" });
-    } else {
-      await queue.enqueue([tickJob(doc, 0, 0, now)]);
+    if (empty) events.emit("completed", { ...base(doc), status: "completed" });
+    else await queue.enqueue([tickJob(doc, 0, 0, now, tickAttempts)]);
+    return statusOf(core, doc);
+  };
+
+  const start = async (name: string, opts: StartOptions = {}): Promise<BackfillStatus> => {
+    checkName(name);
+    // A concurrent start of the same backfill wins the compare-and-set: look again, and
+    // this call revives that run's chain instead of starting another.
+    for (let round = 0; round < 3; round++) {
+      const status = await startOnce(name, opts);
+      if (status) return status;
     }
-    return statusOf(doc);
+    throw new SuperSpreaderError("CONFLICT", `backfill "${name}" kept changing while starting; call start() again to see its state`);
+  };
+
+  /* ------------------------------------------------------------- repair */
+
+  const repair = async (name: string, opts: ChangeOptions = {}): Promise<RepairReport> => {
+    const { doc } = await readOrThrow(name);
+    checkRevision(name, doc, opts);
+    const empty = { name, runId: doc.runId, checked: 0, stillQueued: 0, lost: [], unaccounted: [], requeued: 0, revived: false };
+    if (doc.status === "cancelled" || doc.status === "starting") {
+      throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}: there is no run to repair`);
+    }
+    if (queue === null) {
+      await mutate(name, (d) => ({ ...d, repairRequest: { at: clock.now(), actor: opts.actor ?? "api", reason: opts.reason ?? null } }));
+      return { ...empty, requested: true };
+    }
+    const before = clock.now();
+    let checked = 0;
+    let stillQueued = 0;
+    const lost: Array<RangeEntry & { state: JobState }> = [];
+    if (doc.tracking) {
+      for (let round = 0; round < REPAIR_ROUNDS; round++) {
+        const found = await reconcile(core, (await readOrThrow(name)).doc, before);
+        checked += found.checked;
+        stillQueued += found.alive;
+        lost.push(...found.lost);
+        if (found.checked === 0) break;
+      }
+    }
+    let { doc: now } = await readOrThrow(name);
+    let unaccounted: IdRange[] = [];
+    const exhausted = BigInt(now.cursor) < BigInt(now.minId);
+    if (exhausted) {
+      const deferred = await store.listDeferred(now.name, now.runId, 1);
+      const found = await orphans(core, now);
+      // Only with nothing in flight and nothing waiting: then nothing can still record these ranges.
+      if (found.outstanding === 0 && deferred.length === 0 && found.ranges.length > 0) {
+        const pieces = toBatches(found.ranges, now.config.batchSize);
+        for (const piece of pieces) await store.addDeferred(now.name, now.runId, { ...piece, cycle: now.cycle });
+        unaccounted = pieces;
+        events.emit("rangesLost", { ...base(now), ranges: pieces.map((p) => ({ ...p, cycle: now.cycle, state: "missing" })), source: "ledger" });
+      }
+    }
+    const requeued = lost.length + unaccounted.length;
+    let revived = false;
+    if (requeued > 0 && (now.status === "failed" || now.status === "completed")) {
+      const kicked = await core.kick(name, (d) =>
+        d.runId === now.runId && (d.status === "failed" || d.status === "completed")
+          ? { status: "running", finishedAt: null, nextTickAt: clock.now(), pace: null, revision: d.revision + 1 }
+          : null,
+      );
+      revived = kicked.kicked;
+    }
+    const summary: RepairSummary = { at: clock.now(), actor: opts.actor ?? "api", checked, lost: lost.length, unaccounted: unaccounted.length, requeued };
+    ({ after: now } = await mutate(name, (d) => (d.runId === now.runId ? { ...d, repairRequest: null, lastRepair: summary } : null)));
+    if (requeued > 0 || opts.reason !== undefined) {
+      await recordChange(name, { repair: { from: null, to: { lost: lost.length, unaccounted: unaccounted.length, revived } } }, opts);
+    }
+    return { name, runId: doc.runId, checked, stillQueued, lost, unaccounted, requeued, revived, requested: false };
   };
 
   /* ---------------------------------------------------------------- API */
@@ -648,85 +462,97 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
 
     defined: () => [...registry.keys()].sort(),
 
-    async start(name, opts = {}) {
-      checkName(name);
-      // A concurrent start of the same backfill wins the compare-and-set: look again, and
-      // this call revives that run's chain instead of starting another.
-      for (let round = 0; round < 3; round++) {
-        const status = await startOnce(name, opts);
-        if (status) return status;
-      }
-      throw new SuperSpreaderError("CONFLICT", `backfill "${name}" kept changing while starting; call start() again to see its state`);
-    },
+    start,
 
     async pause(name, opts = {}) {
       const { after, changed, before } = await mutate(name, (doc) => {
+        checkRevision(name, doc, opts);
         if (doc.status === "paused") return null;
-        if (doc.status !== "running") {
-          throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; only a running backfill can be paused`);
+        if (doc.status !== "running" && doc.status !== "held") {
+          throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; only a running or held backfill can be paused`);
         }
-        return { ...doc, status: "paused" };
+        return { ...doc, status: "paused", hold: null, revision: doc.revision + 1 };
       });
       if (changed) {
         await recordChange(name, { status: { from: before.status, to: "paused" } }, opts);
         events.emit("paused", base(after));
       }
-      return statusOf(after);
+      return statusOf(core, after);
     },
 
     async resume(name, opts = {}) {
       const { doc } = await readOrThrow(name);
-      if (doc.status !== "paused" && doc.status !== "running") {
-        throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; only a paused or running backfill can be resumed`);
+      checkRevision(name, doc, opts);
+      if (doc.status !== "paused" && doc.status !== "running" && doc.status !== "held") {
+        throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; only a paused, held or running backfill can be resumed`);
       }
-      const after = await kick(name, "running");
-      if (doc.status === "paused") {
-        await recordChange(name, { status: { from: "paused", to: "running" } }, opts);
-        events.emit("resumed", base(after));
+      const { after } = await core.kick(name, (d) => {
+        if (d.status === "paused") return { status: "running", revision: d.revision + 1 };
+        if (d.status === "held") return { status: "running", hold: null, pace: null, nextTickAt: Math.min(d.nextTickAt, clock.now()), revision: d.revision + 1 };
+        return d.status === "running" ? {} : null;
+      });
+      if (doc.status !== "running") {
+        await recordChange(name, { status: { from: doc.status, to: "running" } }, opts);
+        events.emit("resumed", { ...base(after), by: "operator" });
       }
-      return statusOf(after);
+      return statusOf(core, after);
     },
 
     async cancel(name, opts = {}) {
       const { after, changed, before } = await mutate(name, (doc) => {
+        checkRevision(name, doc, opts);
         if (doc.status === "cancelled") return null;
         if (doc.status === "completed" || doc.status === "failed") {
           throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" already ended (${doc.status}); nothing to cancel`);
         }
-        return { ...doc, status: "cancelled", finishedAt: clock.now() };
+        return { ...doc, status: "cancelled", finishedAt: clock.now(), request: null, revision: doc.revision + 1 };
       });
       if (changed) {
         await recordChange(name, { status: { from: before.status, to: "cancelled" } }, opts);
         events.emit("cancelled", base(after));
       }
-      return statusOf(after);
+      return statusOf(core, after);
     },
 
     async retryFailed(name, opts = {}) {
       const { doc } = await readOrThrow(name);
-      if (doc.status === "cancelled") {
-        throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" was cancelled; start a new run with start(name, { restart: true })`);
+      checkRevision(name, doc, opts);
+      if (doc.status === "cancelled" || doc.status === "starting") {
+        throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; start a new run with start(name, { restart: true })`);
       }
       const moved = await store.requeueFailed(doc.name, doc.runId);
       if (moved > 0) {
         await recordChange(name, { requeuedFailedRanges: { from: 0, to: moved } }, opts);
-        if (doc.status === "failed") await kick(name, "running");
+        if (doc.status === "failed") {
+          // A failed run has no tick left: revive it (the watchdog enqueues the tick when this process has no queue).
+          await core.kick(name, (d) =>
+            d.runId === doc.runId && d.status === "failed"
+              ? { status: "running", finishedAt: null, nextTickAt: clock.now(), pace: null, revision: d.revision + 1 }
+              : null,
+          );
+        } else {
+          await mutate(name, (d) => (d.runId === doc.runId ? { ...d, revision: d.revision + 1 } : null));
+        }
       }
       return moved;
     },
 
     async updateConfig(name, patch, opts = {}) {
-      if (typeof patch !== "object" || patch === null) {
+      if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
         throw new SuperSpreaderError("INVALID_CONFIG", `patch must be an object of config fields, got ${describeValue(patch)}`, { field: "patch" });
       }
       let diff: Record<string, { from: unknown; to: unknown }> = {};
       const { after, changed } = await mutate(name, (doc) => {
+        checkRevision(name, doc, opts);
+        if (doc.status === "starting") {
+          throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is starting (waiting for a worker): change its config once it runs`);
+        }
         const config = validateConfig({ ...doc.config, ...patch });
         diff = {};
         for (const key of Object.keys(config) as (keyof BackfillConfig)[]) {
           if (JSON.stringify(config[key]) !== JSON.stringify(doc.config[key])) diff[key] = { from: doc.config[key], to: config[key] };
         }
-        return Object.keys(diff).length === 0 ? null : { ...doc, config };
+        return Object.keys(diff).length === 0 ? null : { ...doc, config, revision: doc.revision + 1 };
       });
       if (changed) {
         await recordChange(name, diff, opts);
@@ -736,22 +562,22 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     },
 
     async status(name) {
-      return statusOf((await readOrThrow(name)).doc);
+      return statusOf(core, (await readOrThrow(name)).doc);
     },
 
     async audit(name) {
-      const { doc } = await readOrThrow(name);
-      const minId = BigInt(doc.minId);
-      const initialId = BigInt(doc.initialId);
-      const [done, deferred, failed] = await Promise.all([
-        store.listDone(doc.name, doc.runId),
-        store.listDeferred(doc.name, doc.runId, FAILED_SCAN_LIMIT),
-        store.listFailed(doc.name, doc.runId, FAILED_SCAN_LIMIT),
-      ]);
-      const merged = mergeRanges(done);
-      const gaps = initialId >= minId ? findGaps(minId, initialId, merged) : [];
-      return { name, runId: doc.runId, minId, initialId, done: merged, gaps, deferred, failed, complete: gaps.length === 0 };
+      return auditOf(core, (await readOrThrow(name)).doc);
     },
+
+    async plan(name) {
+      return planOf(core, (await readOrThrow(name)).doc);
+    },
+
+    async eta(name, etaOptions = {}) {
+      return etaOf(core, (await readOrThrow(name)).doc, etaOptions.config);
+    },
+
+    repair,
 
     list: () => store.list(),
 
@@ -759,9 +585,18 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
 
     async perform(raw, context) {
       const data = parseJobData(raw);
-      return data.kind === "tick" ? runTick(data) : runBatch(data, context);
+      return data.kind === "tick" ? runTick(core, data) : runBatch(core, data, context);
     },
+
+    watchdog: () =>
+      watchdog(core, {
+        start: async (doc) => {
+          await start(doc.name, { restart: true });
+        },
+        repair: async (doc) => {
+          await repair(doc.name, { actor: doc.repairRequest?.actor ?? "api", ...(doc.repairRequest?.reason ? { reason: doc.repairRequest.reason } : {}) });
+        },
+      }),
   };
   return spreader;
 }
-

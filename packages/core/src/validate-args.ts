@@ -1,6 +1,6 @@
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { MAX_ID } from "./ids.js";
-import type { IdRange, QueueJob } from "./ports.js";
+import type { IdRange, QueueJob, RangeEntry } from "./ports.js";
 
 /**
  * Backfill names become parts of Redis keys and job ids, so they are restricted
@@ -34,6 +34,23 @@ export function checkRange(range: IdRange, field = "range"): void {
       `${field} must have bigint ids with 0 ≤ beginId ≤ endId ≤ ${MAX_ID}, got ${describeValue({ beginId: range?.beginId, endId: range?.endId })}`,
       { field },
     );
+  }
+}
+
+/** A range with the cycle that carried it: the range checks, and a whole-number cycle ≥ 0. */
+export function checkEntry(entry: RangeEntry, field = "entry"): void {
+  checkRange(entry, field);
+  if (!Number.isSafeInteger(entry.cycle) || entry.cycle < 0) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `${field}.cycle must be a whole number ≥ 0, got ${describeValue(entry.cycle)}`, {
+      field: `${field}.cycle`,
+    });
+  }
+}
+
+/** An instant or duration in ms: a finite number. */
+export function checkTime(value: unknown, field: string): void {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `${field} must be a finite number of epoch ms, got ${describeValue(value)}`, { field });
   }
 }
 

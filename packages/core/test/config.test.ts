@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isSuperSpreaderError, validateConfig } from "../src/index.js";
+import { MIN_DURATION_SECONDS, isSuperSpreaderError, validateConfig } from "../src/index.js";
 
 const good = { batchSize: 70, duration: 180, perSecondOnPeak: 3, perSecondOffPeak: 7.5 };
 
@@ -21,7 +21,24 @@ describe("validateConfig", () => {
       maxAttempts: 3,
       priority: null,
       spreadWithinSecond: false,
+      maxLateness: 10,
+      hold: { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 },
     });
+  });
+
+  it("reads a config stored by the previous version (no maxLateness, no hold) with today's defaults", () => {
+    const stored = { ...good, peak: null, maxAttempts: 3, priority: null, spreadWithinSecond: false };
+    expect(validateConfig(stored)).toMatchObject({ ...stored, maxLateness: 10, hold: { consecutiveFailures: 10 } });
+  });
+
+  it("turns holds off with hold: false and late deferral off with maxLateness: null", () => {
+    expect(validateConfig({ ...good, hold: false, maxLateness: null })).toMatchObject({ hold: null, maxLateness: null });
+  });
+
+  it("says the shortest duration when one is too short to be a cycle", () => {
+    const error = errorOf({ ...good, duration: 0.0004 });
+    expect(error.field).toBe("duration");
+    expect(error.message).toBe(`[superspreader] duration must be at least ${MIN_DURATION_SECONDS} seconds (the shortest cycle), got 0.0004`);
   });
 
   it("accepts a rate of 0 (no work in that window)", () => {
@@ -58,6 +75,14 @@ describe("validateConfig", () => {
     [{ ...good, maxAttempts: 0 }, "maxAttempts", "got 0"],
     [{ ...good, priority: 0 }, "priority", "got 0"],
     [{ ...good, spreadWithinSecond: "yes" }, "spreadWithinSecond", 'got "yes"'],
+    [{ ...good, maxLateness: 0 }, "maxLateness", "got 0"],
+    [{ ...good, maxLateness: "10" }, "maxLateness", 'got "10"'],
+    [{ ...good, hold: "on" }, "hold", 'got "on"'],
+    [{ ...good, hold: { consecutiveFailures: 0 } }, "hold.consecutiveFailures", "got 0"],
+    [{ ...good, hold: { errorRate: 1.5 } }, "hold.errorRate", "got 1.5"],
+    [{ ...good, hold: { probeAfter: -1 } }, "hold.probeAfter", "got -1"],
+    [{ ...good, hold: { probeAfter: 60, maxProbeInterval: 30 } }, "hold.maxProbeInterval", "got 30"],
+    [{ ...good, hold: { probeAfterSeconds: 5 } }, "hold.probeAfterSeconds", "not a known field"],
   ])("rejects %o naming %s", (input, field, detail) => {
     const error = errorOf(input);
     expect(error.code).toBe("INVALID_CONFIG");

@@ -1,41 +1,78 @@
 import { describe, expect, it } from "vitest";
 import { estimate, nextWindowChange, observedRate } from "../src/estimate.js";
-import { isOnPeak, isSuperSpreaderError, rateAt, spread, validateConfig, type BackfillConfigInput } from "../src/index.js";
+import {
+  cycleCapacity,
+  cycleJobs,
+  isOnPeak,
+  isSuperSpreaderError,
+  planCycle,
+  validateConfig,
+  type BackfillConfig,
+  type BackfillConfigInput,
+  type RunState,
+} from "../src/index.js";
 
 const LA = "America/Los_Angeles";
 const laWeekdays = { timezone: LA, days: "Mon-Fri", hours: [5, 17] } as const;
 
+/** A stored run as the planner reads it, with only what planning looks at filled in. */
+function runAt(config: BackfillConfig, t: number, cursor: bigint, minId: bigint, pace: RunState["pace"], cycle: number): RunState {
+  return {
+    schema: 1,
+    name: "sim",
+    runId: "r",
+    status: "running",
+    config,
+    minId: minId.toString(),
+    initialId: cursor.toString(),
+    cursor: cursor.toString(),
+    cycle,
+    epoch: 0,
+    nextTickAt: t,
+    pending: null,
+    startedAt: t,
+    updatedAt: t,
+    finishedAt: null,
+    revision: 1,
+    pace,
+    hold: null,
+    watchdog: { revivals: 0, lastRevivedAt: null, lastReason: null },
+    tracking: true,
+    request: null,
+    repairRequest: null,
+    lastRepair: null,
+  };
+}
+
 /**
- * The scheduler, cycle by cycle, with spread() itself: every cycle starts `duration` after the previous one
- * at the rate in force then, re-enqueues `requeued` slots first, then plans fresh ranges down from the cursor.
- * Returns the run time of the last batch and how many cycles it took.
+ * The scheduler, cycle by cycle, with the planner itself: every tick on time at the time the previous plan
+ * set, the rate in force then, `requeued` ranges first, then fresh ranges down from the cursor.
+ * Returns the run time of the last batch and how many cycles it took, and per cycle its slot times.
  */
 function simulate(input: BackfillConfigInput, from: number, minId: bigint, initialId: bigint, requeued = 0) {
   const config = validateConfig(input);
-  const durationMs = Math.round(config.duration * 1000);
   let t = from;
   let cursor = initialId;
   let pending = requeued;
+  let pace: RunState["pace"] = null;
   let cycles = 0;
   let finishAt = from;
-  /** Per cycle: when it starts, its rate, and how many batches were planned before it. */
-  const log: Array<{ t: number; perSecond: number; before: number; used: number }> = [];
+  /** Per cycle: when it starts, its rate, how many batches were planned before it, and its batches' run times. */
+  const log: Array<{ t: number; perSecond: number; before: number; used: number; times: number[] }> = [];
   while (cursor >= minId || pending > 0) {
     if (cycles > 2_000_000) throw new Error("simulation did not finish");
-    const { perSecond } = rateAt(config, t);
-    const common = { perSecond, duration: config.duration, beginAt: t, spreadWithinSecond: config.spreadWithinSecond };
-    // The cycle's slot times: spread over an id space larger than any cycle.
-    const slots = spread({ ...common, initialId: 1_000_000, batchSize: 1 }).map((b) => b.runAt.getTime());
-    const again = Math.min(pending, slots.length);
-    pending -= again;
-    const fresh = cursor >= minId ? spread({ ...common, initialId: cursor, minId, batchSize: config.batchSize }).slice(0, slots.length - again) : [];
-    const used = again + fresh.length;
-    log.push({ t, perSecond, before: (log.at(-1)?.before ?? 0) + (log.at(-1)?.used ?? 0), used });
-    if (used > 0) finishAt = slots[used - 1] as number;
-    const last = fresh.at(-1);
-    if (last) cursor = last.beginId - 1n;
+    const run = runAt(config, t, cursor, minId, pace, cycles);
+    const deferred = Array.from({ length: Math.min(pending, cycleCapacity(run, t)) }, (_, i) => ({ beginId: 1n, endId: 1n, cycle: i }));
+    const plan = planCycle(run, deferred, t);
+    const times = cycleJobs(run, plan).batches.map((b) => b.runAt);
+    pending -= plan.requeue.length;
+    const used = times.length;
+    log.push({ t, perSecond: Number(plan.perSecond), before: (log.at(-1)?.before ?? 0) + (log.at(-1)?.used ?? 0), used, times });
+    if (used > 0) finishAt = times[used - 1] as number;
+    cursor = BigInt(plan.nextCursor);
+    pace = plan.pace;
     cycles++;
-    t += durationMs;
+    t = plan.nextTickAt;
   }
   return { finishAt, cycles, log };
 }
@@ -81,15 +118,14 @@ describe("estimate", () => {
 
     // Every shorter backfill too, ending in the first or last batch of the cycles on either side of a rate
     // change: these move with the windows, so they catch a window placed an hour off after the DST change.
-    const { batchSize, duration, spreadWithinSecond = false } = config;
+    const { batchSize } = config;
     const rateChanges = (i: number) => i > 0 && expected.log[i]?.perSecond !== expected.log[i - 1]?.perSecond;
     expected.log.forEach((cycle, i) => {
       if (!rateChanges(i) && !rateChanges(i + 1)) return;
-      const slots = spread({ initialId: 1_000_000, batchSize: 1, perSecond: cycle.perSecond, duration, beginAt: cycle.t, spreadWithinSecond });
       for (const k of cycle.used > 0 ? [1, cycle.used] : []) {
         const batches = cycle.before + k;
         const got = estimate({ config, from, idsRemaining: BigInt(batches * batchSize) });
-        expect(got, `${batches} batches`).toMatchObject({ finishAt: slots[k - 1]?.runAt.getTime(), cyclesRemaining: i + 1 });
+        expect(got, `${batches} batches`).toMatchObject({ finishAt: cycle.times[k - 1], cyclesRemaining: i + 1 });
       }
     });
   }, 30_000);

@@ -1,0 +1,194 @@
+import type { Core } from "./context.js";
+import type { BackfillDoc, HoldState } from "./doc.js";
+import { SuperSpreaderError } from "./errors.js";
+import type { BatchJobData, FailureCounts, JobContext, JobOutcome, RangeEntry } from "./ports.js";
+
+/** Causes followed when an error is recorded. */
+const MAX_CAUSES = 5;
+
+/** An error's message with its cause chain, one `caused by:` line per cause (what a recorded failure keeps). */
+export function describeError(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth <= MAX_CAUSES && current !== undefined && current !== null; depth++) {
+    const e = current as { message?: unknown; name?: unknown; code?: unknown; cause?: unknown };
+    const message = typeof e.message === "string" ? e.message : String(current);
+    const code = typeof e.code === "string" && !message.includes(e.code) ? ` (${e.code})` : "";
+    parts.push(depth === 0 ? `${message}${code}` : `caused by: ${typeof e.name === "string" ? `${e.name}: ` : ""}${message}${code}`);
+    current = typeof current === "object" ? e.cause : undefined;
+  }
+  return parts.join("\n");
+}
+
+/** The error's `code` when it has one, else its `name`. */
+export function errorName(error: unknown): string {
+  const e = error as { name?: unknown; code?: unknown } | null;
+  return typeof e?.code === "string" ? e.code : typeof e?.name === "string" ? e.name : "Error";
+}
+
+/** Why a burst of failures holds the run, or null when it does not. */
+export function holdReason(doc: BackfillDoc, counts: FailureCounts): string | null {
+  const policy = doc.config.hold;
+  if (policy === null) return null;
+  if (counts.consecutive >= policy.consecutiveFailures) return `${counts.consecutive} failed attempts in a row`;
+  const attempts = counts.recentFailures + counts.recentDone;
+  if (attempts >= policy.minAttempts && counts.recentFailures / attempts >= policy.errorRate) {
+    return `${counts.recentFailures} of ${attempts} attempts failed in the last two minutes (${Math.round((100 * counts.recentFailures) / attempts)}% ≥ ${Math.round(policy.errorRate * 100)}%)`;
+  }
+  return null;
+}
+
+async function defer(core: Core, doc: BackfillDoc, entry: RangeEntry, reason: "paused" | "held" | "late" | "failed while held"): Promise<JobOutcome> {
+  await core.store.addDeferred(doc.name, doc.runId, entry);
+  core.events.emit("batchDeferred", { ...core.base(doc), ...entry, reason });
+  return "deferred";
+}
+
+/** Holds a running run after a burst of failures; true when this call (or another) left it held. */
+async function hold(core: Core, doc: BackfillDoc, reason: string, error: unknown): Promise<boolean> {
+  const now = core.clock.now();
+  const policy = doc.config.hold;
+  const state: HoldState = {
+    since: now,
+    reason,
+    lastError: describeError(error),
+    probes: 0,
+    nextProbeAt: now + (policy?.probeAfter ?? 5) * 1000,
+  };
+  const { after, changed } = await core.mutate(doc.name, (d) =>
+    d.runId === doc.runId && d.status === "running" ? { ...d, status: "held", hold: state, pace: null, revision: d.revision + 1 } : null,
+  );
+  if (changed) {
+    await core.recordChange(doc.name, { status: { from: "running", to: "held" } }, { actor: "superspreader", reason });
+    core.events.emit("held", { ...core.base(after), reason, lastError: state.lastError, nextProbeAt: state.nextProbeAt ?? now });
+  }
+  return after.runId === doc.runId && after.status === "held";
+}
+
+/** A successful probe: the run resumes at once (new epoch, a tick now, a new grid). */
+async function release(core: Core, doc: BackfillDoc): Promise<void> {
+  const since = doc.hold?.since ?? core.clock.now();
+  const { after, kicked } = await core.kick(doc.name, (d) =>
+    d.status === "held" && d.runId === doc.runId
+      ? { status: "running", hold: null, pace: null, nextTickAt: Math.min(d.nextTickAt, core.clock.now()), revision: d.revision + 1 }
+      : null,
+  );
+  if (kicked) {
+    await core.recordChange(doc.name, { status: { from: "held", to: "running" } }, { actor: "superspreader", reason: "a probe batch succeeded" });
+    core.events.emit("resumed", { ...core.base(after), heldForMs: core.clock.now() - since, by: "probe" });
+  }
+}
+
+/** Processes a batch job: runs the handler for its range and records the outcome. */
+export async function runBatch(core: Core, data: BatchJobData, context: JobContext): Promise<JobOutcome> {
+  const { store, clock, events } = core;
+  const current = await core.read(data.backfill);
+  if (!current || current.doc.runId !== data.runId) return "skipped";
+  const { doc } = current;
+  const entry: RangeEntry = { beginId: BigInt(data.beginId), endId: BigInt(data.endId), cycle: data.cycle };
+  const where = { ...core.base(doc), ...entry };
+  const probe = data.probe === true;
+  if (doc.status === "paused") return defer(core, doc, entry, "paused");
+  if (doc.status === "held" && !probe) return defer(core, doc, entry, "held");
+  if (doc.status !== "running" && doc.status !== "held") return "skipped";
+  const definition = core.registry.get(doc.name);
+  if (!definition) {
+    // Thrown, not skipped: a worker deployed without this backfill must not eat its jobs.
+    throw new SuperSpreaderError(
+      "UNKNOWN_BACKFILL",
+      `backfill "${doc.name}" is not defined in this worker: call spreader.define("${doc.name}", …) before starting the worker`,
+    );
+  }
+  const started = clock.now();
+  const maxLateness = doc.config.maxLateness;
+  // A first attempt far behind its slot (an outage, workers gone) is planned again at the rate
+  // instead of running now with the whole backlog. Retries and stall re-runs of a started range are not
+  // throttled here: their delay is the queue's backoff, not a backlog.
+  if (!probe && context.attempt === 1 && maxLateness !== null && data.scheduledAt !== undefined && started - data.scheduledAt > maxLateness * 1000) {
+    return defer(core, doc, entry, "late");
+  }
+  events.emit("batchStarted", {
+    ...where,
+    attempt: context.attempt,
+    ...(data.scheduledAt === undefined ? {} : { scheduledAt: data.scheduledAt }),
+    ...(probe ? { probe } : {}),
+  });
+  try {
+    await definition.handle({
+      backfill: doc.name,
+      runId: doc.runId,
+      cycle: data.cycle,
+      beginId: entry.beginId,
+      endId: entry.endId,
+      attempt: context.attempt,
+      maxAttempts: context.maxAttempts,
+      signal: context.signal,
+    });
+  } catch (error) {
+    const finished = clock.now();
+    const failed = { ...where, at: finished, attempt: context.attempt, maxAttempts: context.maxAttempts, durationMs: finished - started, error };
+    // An attempt cut short by shutdown is handed back by the runner without spending it.
+    if (context.signal.aborted) {
+      events.emit("batchFailed", { ...failed, final: false });
+      throw error;
+    }
+    if (await heldAfterFailure(core, doc, error, probe)) {
+      events.emit("batchFailed", { ...failed, final: false });
+      if (probe) await noteProbeFailure(core, doc, error);
+      return defer(core, doc, entry, "failed while held");
+    }
+    const final = context.attempt >= context.maxAttempts;
+    if (final) {
+      await store.addFailed(doc.name, doc.runId, {
+        ...entry,
+        error: describeError(error),
+        errorName: errorName(error),
+        attempts: context.attempt,
+        at: finished,
+      });
+    }
+    events.emit("batchFailed", { ...failed, final });
+    throw error;
+  }
+  const finished = clock.now();
+  let firstCompletion: boolean;
+  try {
+    firstCompletion = await store.markDone(doc.name, doc.runId, entry, finished);
+  } catch (error) {
+    // The work is done but not recorded: the queue runs the batch again (idempotent handlers).
+    // If every attempt fails so, the range stays outstanding and reconciliation enqueues it again.
+    events.emit("batchFailed", { ...where, at: clock.now(), attempt: context.attempt, maxAttempts: context.maxAttempts, durationMs: finished - started, error, final: false });
+    throw error;
+  }
+  events.emit("batchFinished", { ...where, at: finished, attempt: context.attempt, durationMs: finished - started, firstCompletion });
+  if (probe) await release(core, doc);
+  return "done";
+}
+
+/**
+ * Counts a failed attempt and decides whether the run is (now) held: a burst of failures
+ * holds a running run, and a run already held by another worker defers this batch too. A
+ * store that cannot even count the failure (it is down as well) leaves the attempt failed.
+ */
+async function heldAfterFailure(core: Core, doc: BackfillDoc, error: unknown, probe: boolean): Promise<boolean> {
+  if (probe) return true;
+  if (doc.config.hold === null) return false;
+  let counts: FailureCounts;
+  try {
+    counts = await core.store.recordFailure(doc.name, doc.runId, core.clock.now());
+  } catch {
+    return false;
+  }
+  const reason = holdReason(doc, counts);
+  if (reason !== null) return hold(core, doc, reason, error);
+  const now = await core.read(doc.name).catch(() => null);
+  return now !== null && now.doc.runId === doc.runId && now.doc.status === "held";
+}
+
+async function noteProbeFailure(core: Core, doc: BackfillDoc, error: unknown): Promise<void> {
+  const lastError = describeError(error);
+  await core
+    .mutate(doc.name, (d) => (d.runId === doc.runId && d.status === "held" && d.hold ? { ...d, hold: { ...d.hold, lastError } } : null))
+    .catch(() => {});
+  core.events.emit("probeFailed", { ...core.base(doc), error });
+}

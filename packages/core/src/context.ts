@@ -1,0 +1,141 @@
+import type { Clock } from "./clock.js";
+import type { BackfillConfig } from "./config.js";
+import { tickJob } from "./cycle.js";
+import { parseDoc, type BackfillDoc } from "./doc.js";
+import { SuperSpreaderError } from "./errors.js";
+import type { EventHub } from "./events.js";
+import type { ConfigChange, JobQueue, StateStore } from "./ports.js";
+import type { BackfillDefinition, ChangeOptions } from "./runtime.js";
+import { checkName } from "./validate-args.js";
+
+/** Compare-and-set retries before giving up with CONFLICT. */
+export const MAX_CAS_ROUNDS = 50;
+/** Failed ranges read when deciding whether a finished run failed, and by audits. */
+export const SCAN_LIMIT = 100_000;
+
+/** A defined backfill with its validated config. */
+export type Definition = BackfillDefinition & { readonly validConfig: BackfillConfig };
+
+/** What every part of the runtime shares: the ports, the clock, events, definitions and the read/write helpers. */
+export interface Core {
+  readonly queue: JobQueue | null;
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly events: EventHub;
+  readonly registry: Map<string, Definition>;
+  readonly tickAttempts: number;
+  readonly reconcileAfterMs: number;
+  read(name: string): Promise<{ version: number; doc: BackfillDoc } | null>;
+  readOrThrow(name: string): Promise<{ version: number; doc: BackfillDoc }>;
+  /**
+   * Read-modify-write with compare-and-set. `change` returns the new document, or null to
+   * leave it as it is. Retried when another writer got there first.
+   */
+  mutate(name: string, change: (doc: BackfillDoc) => BackfillDoc | null): Promise<{ before: BackfillDoc; after: BackfillDoc; version: number; changed: boolean }>;
+  /** Writes a document read at `version`; null when another writer got there first. */
+  write(name: string, version: number, doc: BackfillDoc): Promise<number | null>;
+  /**
+   * Moves a run to `to` with a new epoch (older ticks turn stale) and enqueues the tick of
+   * its current cycle, so the chain lives again; without a queue (the CLI), the workers'
+   * watchdog enqueues it. Every revival goes through here, so there is never a second chain.
+   */
+  kick(name: string, change: (doc: BackfillDoc) => Partial<BackfillDoc> | null): Promise<{ after: BackfillDoc; kicked: boolean }>;
+  /** Appends to the audit trail. */
+  recordChange(name: string, changes: ConfigChange["changes"], options?: ChangeOptions): Promise<void>;
+  base(doc: BackfillDoc): { backfill: string; runId: string; at: number };
+  /** The queue, or an error saying this process has none. */
+  needQueue(what: string): JobQueue;
+}
+
+export interface CoreOptions {
+  readonly queue: JobQueue | null;
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly events: EventHub;
+  readonly tickAttempts: number;
+  readonly reconcileAfterMs: number;
+}
+
+export function createCore(options: CoreOptions): Core {
+  const { queue, store, clock, events } = options;
+  const registry = new Map<string, Definition>();
+
+  // Every batch reads the document. Validating its config (time zone included) is the costly
+  // part, so the last config seen valid is remembered per backfill, with its JSON.
+  const validConfigs = new Map<string, { json: string; config: BackfillConfig }>();
+  const read: Core["read"] = async (name) => {
+    const stored = await store.get(name);
+    if (!stored) return null;
+    const raw = (stored.value as { config?: unknown } | null)?.config;
+    const json = JSON.stringify(raw);
+    const known = validConfigs.get(name);
+    const doc = parseDoc(name, stored.value, () => (known?.json === json ? known.config : undefined));
+    if (known?.json !== json) validConfigs.set(name, { json, config: doc.config });
+    return { version: stored.version, doc };
+  };
+
+  const readOrThrow: Core["readOrThrow"] = async (name) => {
+    checkName(name);
+    const current = await read(name);
+    if (!current) {
+      const hint = registry.has(name) ? "it is defined but was never started: call start() first" : "no backfill of that name is stored";
+      throw new SuperSpreaderError("UNKNOWN_BACKFILL", `backfill "${name}" not found: ${hint}`);
+    }
+    return current;
+  };
+
+  const write: Core["write"] = (name, version, doc) => store.compareAndSet(name, version, { ...doc, updatedAt: clock.now() });
+
+  const mutate: Core["mutate"] = async (name, change) => {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const { version, doc } = await readOrThrow(name);
+      const next = change(doc);
+      if (next === null) return { before: doc, after: doc, version, changed: false };
+      const written = await write(name, version, next);
+      if (written !== null) return { before: doc, after: next, version: written, changed: true };
+    }
+    throw new SuperSpreaderError("CONFLICT", `backfill "${name}": the state kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again`);
+  };
+
+  const kick: Core["kick"] = async (name, change) => {
+    const { after, changed } = await mutate(name, (doc) => {
+      const patch = change(doc);
+      return patch === null ? null : { ...doc, epoch: doc.epoch + 1, ...patch };
+    });
+    if (changed && queue !== null) {
+      const at = Math.max(clock.now(), after.pending?.beginAt ?? after.nextTickAt);
+      await queue.enqueue([tickJob(after, after.cycle, after.epoch, at, options.tickAttempts)]);
+    }
+    return { after, kicked: changed };
+  };
+
+  return {
+    queue,
+    store,
+    clock,
+    events,
+    registry,
+    tickAttempts: options.tickAttempts,
+    reconcileAfterMs: options.reconcileAfterMs,
+    read,
+    readOrThrow,
+    mutate,
+    write,
+    kick,
+    async recordChange(name, changes, opts = {}) {
+      await store.appendConfigChange(name, {
+        at: clock.now(),
+        actor: opts.actor ?? "api",
+        ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+        changes,
+      });
+    },
+    base: (doc) => ({ backfill: doc.name, runId: doc.runId, at: clock.now() }),
+    needQueue(what) {
+      if (queue === null) {
+        throw new SuperSpreaderError("INVALID_STATE", `${what} needs a queue, and this spreader was created without one`);
+      }
+      return queue;
+    },
+  };
+}

@@ -1,0 +1,287 @@
+import { SCAN_LIMIT, type Core } from "./context.js";
+import { rateAt, validateConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
+import { LATE_TICK_MS, cycleCapacity, cycleJobs, planCycle, planRanges } from "./cycle.js";
+import type { BackfillDoc, BackfillStatusName, HoldState, StartRequest, WatchdogRecord } from "./doc.js";
+import { estimate, observedRate } from "./estimate.js";
+import { findGaps, mergeRanges, rangeSize } from "./ids.js";
+import type { FailedRange, IdRange, OutstandingEntry, RangeEntry, RunMetrics } from "./ports.js";
+
+/** Progress of a run. */
+export interface BackfillProgress {
+  /** Ids in the run's id space, `initialId - minId + 1`. */
+  readonly idsTotal: bigint;
+  /** Ids recorded done. */
+  readonly idsDone: bigint;
+  /** idsDone / idsTotal, 0..1 (1 for an empty id space). */
+  readonly fraction: number;
+  readonly batchesDone: number;
+  readonly batchesFailed: number;
+  readonly batchesDeferred: number;
+  readonly lastDoneAt: number | null;
+}
+
+/** A backfill's state as `status()` reports it. */
+export interface BackfillStatus {
+  readonly name: string;
+  readonly status: BackfillStatusName;
+  readonly runId: string;
+  readonly config: BackfillConfig;
+  /** Id space of the run, fixed at start. */
+  readonly minId: bigint;
+  readonly initialId: bigint;
+  /** Next id to plan; below minId once every range has been enqueued. */
+  readonly cursor: bigint;
+  readonly cycle: number;
+  /** When the tick of the current cycle is due (epoch ms); for a held run, the next probe. */
+  readonly nextTickAt: number;
+  /**
+   * How late the next tick is (ms), 0 when on time or not running. Workers' watchdogs revive a chain whose
+   * tick job is gone within seconds; a value growing past a minute means no worker defining this backfill runs.
+   */
+  readonly tickOverdueMs: number;
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+  readonly progress: BackfillProgress;
+  /** The rate in force now. */
+  readonly rate: RateAt;
+  readonly metrics: RunMetrics;
+  /** Bumped by every change an operator sees (status, config, a new run), not by cycles: use it for `expectedRevision` and ETags. */
+  readonly revision: number;
+  /** Why the run holds itself and when it probes next; null unless `held`. */
+  readonly hold: HoldState | null;
+  /** What the watchdog did: how often it revived the tick chain, when last and why. */
+  readonly watchdog: WatchdogRecord;
+  /** Ranges found lost (their jobs gone from the queue or given up by it) and enqueued again. */
+  readonly reconciled: { readonly ranges: number };
+  /** A start asked for from outside (the CLI), waiting for a worker that defines the backfill; null when none. */
+  readonly request: StartRequest | null;
+}
+
+/** Why a gap of the ledger is open. */
+export type GapKind = "failed" | "deferred" | "in flight" | "not planned" | "lost";
+
+/** A gap of the ledger with the reason it is not done yet. */
+export interface ClassifiedGap extends IdRange {
+  readonly kind: GapKind;
+}
+
+/** What `audit()` reports: the ledger against the run's id space. */
+export interface AuditReport {
+  readonly name: string;
+  readonly runId: string;
+  readonly minId: bigint;
+  readonly initialId: bigint;
+  /** Ranges recorded done, merged. */
+  readonly done: IdRange[];
+  /** Ids of the id space never recorded done (in flight, deferred, failed, not planned yet, or lost). */
+  readonly gaps: IdRange[];
+  /** The gaps split by why they are open, ascending. `lost`: enqueued, but neither in the queue's hands nor recorded (repair or the next ticks requeue it). */
+  readonly classified: ClassifiedGap[];
+  readonly deferred: RangeEntry[];
+  readonly failed: FailedRange[];
+  /** Enqueued ranges not recorded yet (runs of this version only; older runs record none). */
+  readonly outstanding: OutstandingEntry[];
+  /** True when there is no gap. */
+  readonly complete: boolean;
+}
+
+/** One batch of the next cycle, as `plan()` shows it. */
+export interface PlannedBatch extends IdRange {
+  readonly runAt: number;
+  /** `requeued`: a deferred range enqueued again; `fresh`: the next ids below the cursor; `probe`: a held run's probe. */
+  readonly kind: "requeued" | "fresh" | "probe";
+}
+
+/** The next cycle of a run, computed by the planner the tick will run, without enqueuing anything. */
+export interface NextCycle {
+  readonly cycle: number;
+  readonly kind: "work" | "probe";
+  readonly beginAt: number;
+  /** The tick is late: the cycle starts now, on a new grid. */
+  readonly late: boolean;
+  readonly perSecond: number;
+  readonly onPeak: boolean;
+  /** Batch slots in the cycle (requeued + fresh ≤ slots). */
+  readonly slots: number;
+  readonly batches: PlannedBatch[];
+  readonly cursorBefore: bigint;
+  readonly cursorAfter: bigint;
+  readonly nextTickAt: number;
+  /** For a paused run: the plan if it were resumed now. */
+  readonly ifResumedNow: boolean;
+}
+
+/** The ETA of a run through its peak calendar, and from its observed pace. */
+export interface RunEta {
+  /** When the next cycle starts (the estimate's origin). */
+  readonly from: number;
+  readonly finishAt: number | null;
+  readonly observedFinishAt: number | null;
+  readonly cyclesRemaining: number | null;
+  readonly batchesRemaining: bigint;
+  readonly idsRemaining: bigint;
+  readonly extrapolated: boolean;
+  /** Observed ids per second over the last 15 minutes, or null. */
+  readonly observedIdsPerSecond: number | null;
+  /** For a paused or held run: the estimate if it were resumed now. */
+  readonly ifResumedNow: boolean;
+}
+
+const open = (s: BackfillStatusName) => s === "running" || s === "paused" || s === "held";
+
+export async function statusOf(core: Core, doc: BackfillDoc): Promise<BackfillStatus> {
+  const metrics = await core.store.metrics(doc.name, doc.runId);
+  const now = core.clock.now();
+  const minId = BigInt(doc.minId);
+  const initialId = BigInt(doc.initialId);
+  const idsTotal = initialId >= minId ? initialId - minId + 1n : 0n;
+  const idsDone = BigInt(metrics.idsDone);
+  return {
+    name: doc.name,
+    status: doc.status,
+    runId: doc.runId,
+    config: doc.config,
+    minId,
+    initialId,
+    cursor: BigInt(doc.cursor),
+    cycle: doc.cycle,
+    nextTickAt: doc.nextTickAt,
+    tickOverdueMs: doc.status === "running" || doc.status === "held" ? Math.max(0, now - doc.nextTickAt) : 0,
+    startedAt: doc.startedAt,
+    finishedAt: doc.finishedAt,
+    progress: {
+      idsTotal,
+      idsDone,
+      fraction: idsTotal === 0n ? 1 : Number((idsDone * 1_000_000n) / idsTotal) / 1_000_000,
+      batchesDone: metrics.batchesDone,
+      batchesFailed: metrics.batchesFailed,
+      batchesDeferred: metrics.batchesDeferred,
+      lastDoneAt: metrics.lastDoneAt,
+    },
+    rate: rateAt(doc.config, now),
+    metrics,
+    revision: doc.revision,
+    hold: doc.hold,
+    watchdog: doc.watchdog,
+    reconciled: { ranges: metrics.batchesLost },
+    request: doc.request,
+  };
+}
+
+/** The parts of `ranges` outside `cover`. */
+function subtract(ranges: readonly IdRange[], cover: readonly IdRange[]): IdRange[] {
+  return ranges.flatMap((r) => findGaps(r.beginId, r.endId, cover));
+}
+
+/** The parts of `ranges` inside `cover`. */
+function intersect(ranges: readonly IdRange[], cover: readonly IdRange[]): IdRange[] {
+  return subtract(ranges, subtract(ranges, cover));
+}
+
+export async function auditOf(core: Core, doc: BackfillDoc): Promise<AuditReport> {
+  const { store } = core;
+  const minId = BigInt(doc.minId);
+  const initialId = BigInt(doc.initialId);
+  const [done, deferred, failed, outstanding] = await Promise.all([
+    store.listDone(doc.name, doc.runId),
+    store.listDeferred(doc.name, doc.runId, SCAN_LIMIT),
+    store.listFailed(doc.name, doc.runId, SCAN_LIMIT),
+    doc.tracking ? store.listOutstanding(doc.name, doc.runId, Number.MAX_SAFE_INTEGER, SCAN_LIMIT) : Promise.resolve([]),
+  ]);
+  const merged = mergeRanges(done);
+  const gaps = initialId >= minId ? findGaps(minId, initialId, merged) : [];
+  const cursor = BigInt(doc.cursor);
+  const unplanned = cursor >= minId ? [{ beginId: minId, endId: cursor }] : [];
+  const afterFailed = subtract(gaps, mergeRanges(failed));
+  const afterDeferred = subtract(afterFailed, mergeRanges(deferred));
+  const afterUnplanned = subtract(afterDeferred, unplanned);
+  // Runs of older versions record nothing per enqueued batch: while they run, what is left is in flight.
+  const inFlight = doc.tracking ? intersect(afterUnplanned, mergeRanges(outstanding)) : open(doc.status) ? afterUnplanned : [];
+  const classified: ClassifiedGap[] = [
+    ...intersect(gaps, mergeRanges(failed)).map((r) => ({ ...r, kind: "failed" as const })),
+    ...intersect(afterFailed, mergeRanges(deferred)).map((r) => ({ ...r, kind: "deferred" as const })),
+    ...intersect(afterDeferred, unplanned).map((r) => ({ ...r, kind: "not planned" as const })),
+    ...inFlight.map((r) => ({ ...r, kind: "in flight" as const })),
+    ...subtract(afterUnplanned, inFlight).map((r) => ({ ...r, kind: "lost" as const })),
+  ].sort((a, b) => (a.beginId < b.beginId ? -1 : a.beginId > b.beginId ? 1 : 0));
+  return {
+    name: doc.name,
+    runId: doc.runId,
+    minId,
+    initialId,
+    done: merged,
+    gaps,
+    classified,
+    deferred,
+    failed,
+    outstanding,
+    complete: gaps.length === 0,
+  };
+}
+
+/** Ranges and ids of one kind of gap. */
+export function tally(gaps: readonly ClassifiedGap[], kind: GapKind): { ranges: number; ids: bigint } {
+  const of = gaps.filter((g) => g.kind === kind);
+  return { ranges: of.length, ids: of.reduce((sum, r) => sum + rangeSize(r), 0n) };
+}
+
+/** The doc as the planner should see it: a paused or held run as if it were resumed now. */
+function asResumed(doc: BackfillDoc, now: number): BackfillDoc {
+  if (doc.status === "running") return doc;
+  return { ...doc, status: "running", hold: null, pace: null, nextTickAt: Math.min(doc.nextTickAt, now) };
+}
+
+export async function planOf(core: Core, doc: BackfillDoc): Promise<NextCycle | null> {
+  if (!open(doc.status)) return null;
+  const now = core.clock.now();
+  const run = doc.status === "paused" ? asResumed(doc, now) : doc;
+  const plan = doc.pending ?? planCycle(run, await core.store.listDeferred(doc.name, doc.runId, Math.max(1, cycleCapacity(run, now))), now, {
+    tickAttempts: core.tickAttempts,
+  });
+  const { batches } = cycleJobs(run, plan);
+  const ranges = planRanges(run, plan);
+  return {
+    cycle: plan.cycle,
+    kind: plan.kind,
+    beginAt: plan.beginAt,
+    late: plan.late,
+    perSecond: Number(plan.perSecond),
+    onPeak: plan.onPeak,
+    slots: plan.slots,
+    batches: ranges.map((r, i) => ({
+      beginId: r.beginId,
+      endId: r.endId,
+      runAt: batches[i]?.runAt ?? plan.beginAt,
+      kind: plan.kind === "probe" ? ("probe" as const) : r.kind,
+    })),
+    cursorBefore: BigInt(plan.cursor),
+    cursorAfter: BigInt(plan.nextCursor),
+    nextTickAt: plan.nextTickAt,
+    ifResumedNow: doc.status === "paused",
+  };
+}
+
+/** When the next cycle starts: its scheduled time, or now when the tick is late or the run is paused or held. */
+export function nextCycleAt(doc: Pick<BackfillDoc, "status" | "nextTickAt">, now: number): number {
+  return doc.status === "running" && doc.nextTickAt >= now - LATE_TICK_MS ? doc.nextTickAt : now;
+}
+
+export async function etaOf(core: Core, doc: BackfillDoc, config?: BackfillConfig | BackfillConfigInput): Promise<RunEta | null> {
+  if (!open(doc.status)) return null;
+  const now = core.clock.now();
+  const [metrics, deferred] = await Promise.all([core.store.metrics(doc.name, doc.runId), core.store.listDeferred(doc.name, doc.runId, SCAN_LIMIT)]);
+  const valid = config === undefined ? doc.config : validateConfig(config);
+  const from = nextCycleAt(doc, now);
+  const observed = observedRate(metrics, now, { startedAt: doc.startedAt });
+  const cursor = BigInt(doc.cursor);
+  const minId = BigInt(doc.minId);
+  const eta = estimate({
+    config: valid,
+    from,
+    idsRemaining: cursor >= minId ? cursor - minId + 1n : 0n,
+    requeued: deferred,
+    observed,
+    grid: doc.status === "running" && from === doc.nextTickAt && config === undefined ? doc.pace : null,
+  });
+  return { from, ...eta, observedIdsPerSecond: observed, ifResumedNow: doc.status !== "running" };
+}

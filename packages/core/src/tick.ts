@@ -1,0 +1,208 @@
+import { SCAN_LIMIT, MAX_CAS_ROUNDS, type Core } from "./context.js";
+import { batchJobId, cycleCapacity, cycleJobs, fromStored, holdAfter, planCycle } from "./cycle.js";
+import type { BackfillDoc, CyclePlan } from "./doc.js";
+import { SuperSpreaderError } from "./errors.js";
+import { findGaps, mergeRanges } from "./ids.js";
+import type { IdRange, JobOutcome, JobState, OutstandingEntry, RangeEntry, TickJobData } from "./ports.js";
+import { descendingRanges } from "./spread.js";
+
+/** Outstanding entries looked at per reconciliation pass (more are looked at by the next ticks). */
+const RECONCILE_LIMIT = 1_000;
+const LIVE: ReadonlySet<JobState> = new Set(["waiting", "delayed", "active"]);
+
+/*
+ * A tick is glue: read the run, compare-and-set a plan computed by the pure planner
+ * (cycle.ts), enqueue the plan's jobs, compare-and-set the cursor forward. Each step may
+ * be repeated after a crash with the same outcome.
+ */
+
+/** Enqueues a stored plan's jobs and advances the cursor. Safe to repeat: job ids are deterministic. */
+export async function finalize(core: Core, version: number, doc: BackfillDoc, plan: CyclePlan): Promise<void> {
+  const queue = core.needQueue("running a tick");
+  const jobs = cycleJobs(doc, plan, { tickAttempts: core.tickAttempts, reconcileAfterMs: core.reconcileAfterMs });
+  // Recorded before they are enqueued: a range enqueued is always outstanding until recorded.
+  if (doc.tracking && jobs.outstanding.length > 0) await core.store.addOutstanding(doc.name, doc.runId, jobs.outstanding);
+  // The tick goes last: when it exists, every batch before it in this call was stored.
+  await queue.enqueue([...jobs.batches, jobs.tick]);
+  // Removed after enqueueing and before the cursor moves: a crash in between repeats the
+  // enqueue (deduplicated), never drops a deferred range.
+  if (plan.requeue.length > 0) await core.store.removeDeferred(doc.name, doc.runId, plan.requeue.map(fromStored));
+  const written = await core.write(doc.name, version, {
+    ...doc,
+    cursor: plan.nextCursor,
+    cycle: plan.cycle + 1,
+    pending: null,
+    nextTickAt: plan.nextTickAt,
+    pace: plan.pace,
+    hold: doc.status === "held" ? holdAfter(doc, plan) : doc.hold,
+  });
+  if (written !== null) {
+    core.events.emit("cyclePlanned", {
+      ...core.base(doc),
+      cycle: plan.cycle,
+      kind: plan.kind,
+      batches: jobs.batches.length,
+      requeued: plan.requeue.length,
+      perSecond: Number(plan.perSecond),
+      onPeak: plan.onPeak,
+      late: plan.late,
+      beginAt: plan.beginAt,
+      nextTickAt: plan.nextTickAt,
+    });
+  }
+}
+
+/** What one reconciliation pass found. */
+export interface ReconcileResult {
+  /** Entries looked up in the queue. */
+  readonly checked: number;
+  /** Of those, still in the queue (looked at again later). */
+  readonly alive: number;
+  /** Reclaimed: enqueued, never recorded, no longer in the queue; now deferred. */
+  readonly lost: Array<RangeEntry & { readonly state: JobState }>;
+}
+
+/**
+ * Looks for ranges the queue lost: outstanding entries of finalised cycles (`cycle <
+ * doc.cycle`, so their enqueue has completed) due for a look (`checkAt <= before`), whose
+ * jobs the queue no longer holds or gave up on without the runtime seeing it (stalls).
+ * Those are moved to the deferred entries, atomically with the check that they are still
+ * outstanding, so the next cycles enqueue them again in their first slots, at the rate.
+ */
+export async function reconcile(core: Core, doc: BackfillDoc, before: number): Promise<ReconcileResult> {
+  const due = await core.store.listOutstanding(doc.name, doc.runId, before, RECONCILE_LIMIT);
+  const eligible = due.filter((e) => e.cycle < doc.cycle);
+  if (eligible.length === 0) return { checked: 0, alive: 0, lost: [] };
+  const queue = core.needQueue("reconciling lost ranges");
+  const states = await queue.lookup(eligible.map((e) => batchJobId(doc.name, doc.runId, e.cycle, e)));
+  const alive: OutstandingEntry[] = [];
+  const lost: Array<OutstandingEntry & { state: JobState }> = [];
+  eligible.forEach((entry, i) => {
+    const state = states[i] ?? "missing";
+    if (LIVE.has(state)) alive.push(entry);
+    else lost.push({ ...entry, state });
+  });
+  if (alive.length > 0) await core.store.touchOutstanding(doc.name, doc.runId, alive, core.clock.now() + core.reconcileAfterMs);
+  const moved = lost.length > 0 ? await core.store.reclaimOutstanding(doc.name, doc.runId, lost) : [];
+  const key = (e: RangeEntry) => `${e.beginId}:${e.endId}:${e.cycle}`;
+  const movedKeys = new Set(moved.map(key));
+  const result = {
+    checked: eligible.length,
+    alive: alive.length,
+    lost: lost.filter((e) => movedKeys.has(key(e))).map(({ beginId, endId, cycle, state }) => ({ beginId, endId, cycle, state })),
+  };
+  if (result.lost.length > 0) {
+    core.events.emit("rangesLost", { ...core.base(doc), ranges: result.lost, source: "queue" });
+  }
+  return result;
+}
+
+/** Splits ranges into pieces of at most `batchSize` ids, highest first. */
+export function toBatches(ranges: readonly IdRange[], batchSize: number): IdRange[] {
+  const out: IdRange[] = [];
+  for (const r of [...ranges].sort((a, b) => (a.endId > b.endId ? -1 : a.endId < b.endId ? 1 : 0))) {
+    for (const piece of descendingRanges(r.endId, r.beginId, batchSize, Number.MAX_SAFE_INTEGER)) out.push(piece);
+  }
+  return out;
+}
+
+/**
+ * Ranges of the run's planned part (above the cursor) that nothing accounts for: not done,
+ * deferred, failed nor outstanding. The sets are read in the order that makes a range
+ * moving between them during the reads show up in one of them (outstanding ranges only turn
+ * into done, deferred or failed ones; failed ones into deferred ones; done ones stay done).
+ * Runs of older versions record no outstanding entries: for them every unrecorded range
+ * counts (call it only when nothing is in flight).
+ */
+export async function orphans(core: Core, doc: BackfillDoc): Promise<{ outstanding: number; ranges: IdRange[] }> {
+  const { store } = core;
+  const outstanding = doc.tracking ? await store.listOutstanding(doc.name, doc.runId, Number.MAX_SAFE_INTEGER, SCAN_LIMIT) : [];
+  const failed = await store.listFailed(doc.name, doc.runId, SCAN_LIMIT);
+  const deferred = await store.listDeferred(doc.name, doc.runId, SCAN_LIMIT);
+  const done = await store.listDone(doc.name, doc.runId);
+  const minId = BigInt(doc.minId);
+  const initialId = BigInt(doc.initialId);
+  const cursor = BigInt(doc.cursor);
+  // The planned part: (cursor, initialId]; the pending plan's fresh ranges are still below the stored cursor.
+  const low = cursor + 1n > minId ? cursor + 1n : minId;
+  if (low > initialId) return { outstanding: outstanding.length, ranges: [] };
+  const covered = mergeRanges([...done, ...failed, ...deferred, ...outstanding, ...(doc.pending?.requeue.map(fromStored) ?? [])]);
+  return { outstanding: outstanding.length, ranges: findGaps(low, initialId, covered) };
+}
+
+/**
+ * An exhausted run (cursor below minId, nothing deferred): completed when the ledger covers
+ * the id space, failed when failed ranges cover the rest, else still waiting for ranges in
+ * flight — or, with nothing in flight, for ranges nothing accounts for, which go back to the
+ * deferred entries (a run never sits `running` with nothing left to do).
+ */
+async function settle(core: Core, version: number, doc: BackfillDoc): Promise<"finished" | "conflict" | "wait" | "requeued"> {
+  const { store } = core;
+  const minId = BigInt(doc.minId);
+  const maxId = BigInt(doc.initialId);
+  const done = await store.listDone(doc.name, doc.runId);
+  let final: "completed" | "failed" | null = findGaps(minId, maxId, done).length === 0 ? "completed" : null;
+  if (final === null) {
+    const found = await orphans(core, doc);
+    if (found.outstanding > 0) return "wait";
+    if (found.ranges.length > 0) {
+      if (!doc.tracking) return "wait";
+      const pieces = toBatches(found.ranges, doc.config.batchSize);
+      for (const piece of pieces) await store.addDeferred(doc.name, doc.runId, { ...piece, cycle: doc.cycle });
+      core.events.emit("rangesLost", { ...core.base(doc), ranges: pieces.map((p) => ({ ...p, cycle: doc.cycle, state: "missing" as const })), source: "ledger" });
+      return "requeued";
+    }
+    const failed = await store.listFailed(doc.name, doc.runId, SCAN_LIMIT);
+    final = failed.length > 0 ? "failed" : "completed";
+  }
+  const now = core.clock.now();
+  const written = await core.write(doc.name, version, { ...doc, status: final, finishedAt: now, revision: doc.revision + 1 });
+  if (written === null) return "conflict";
+  core.events.emit("completed", { ...core.base(doc), status: final });
+  return "finished";
+}
+
+/** Processes a tick job: plan, enqueue and advance one cycle of a running or held backfill. */
+export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome> {
+  const { store, clock } = core;
+  let reconciled = false;
+  for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+    const current = await core.read(data.backfill);
+    if (!current) return "stale";
+    const { version, doc } = current;
+    if (doc.runId !== data.runId || doc.epoch !== data.epoch || (doc.status !== "running" && doc.status !== "held")) return "stale";
+    if (doc.pending) {
+      await finalize(core, version, doc, doc.pending);
+      continue;
+    }
+    if (doc.cycle !== data.cycle) return "stale";
+    const now = clock.now();
+    if (doc.tracking && !reconciled) {
+      reconciled = true;
+      await reconcile(core, doc, now);
+    }
+    const capacity = cycleCapacity(doc, now);
+    const requeue = await store.listDeferred(doc.name, doc.runId, Math.max(1, capacity));
+    const exhausted = BigInt(doc.cursor) < BigInt(doc.minId) && requeue.length === 0;
+    if (exhausted && doc.status === "held") {
+      // Nothing left to probe with: the hold has nothing to protect. Release it and settle the run.
+      const { outstanding } = await orphans(core, doc);
+      if (outstanding === 0) {
+        await core.write(doc.name, version, { ...doc, status: "running", hold: null, revision: doc.revision + 1 });
+        continue;
+      }
+    }
+    if (exhausted && doc.status === "running") {
+      const outcome = await settle(core, version, doc);
+      if (outcome === "finished") return "finished";
+      if (outcome === "conflict" || outcome === "requeued") continue;
+    }
+    const plan = planCycle(doc, requeue, now, { tickAttempts: core.tickAttempts });
+    const next: BackfillDoc = { ...doc, pending: plan };
+    const written = await core.write(doc.name, version, next);
+    if (written === null) continue;
+    await finalize(core, written, next, plan);
+    return "planned";
+  }
+  throw new SuperSpreaderError("CONFLICT", `backfill "${data.backfill}": tick ${data.cycle} lost ${MAX_CAS_ROUNDS} compare-and-set rounds`);
+}
