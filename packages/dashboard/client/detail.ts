@@ -32,7 +32,7 @@ const NONE: Capabilities = { view: true, pause: false, resume: false, retry: fal
 
 /** A labelled value in the summary grid. */
 function item(label: string, ...values: Node[]): HTMLElement {
-  return h("div", { class: "item" }, h("dt", {}, label), h("dd", {}, ...values));
+  return h("div", { class: "item", "data-item": label }, h("dt", {}, label), h("dd", {}, ...values));
 }
 
 const span = (cls = "") => h("span", { class: cls });
@@ -64,6 +64,7 @@ class ConfigForm {
   private etag: string;
   private readonly inputs: Record<"perSecondOnPeak" | "perSecondOffPeak" | "batchSize" | "duration", HTMLInputElement>;
   private readonly usePeak: HTMLInputElement;
+  private readonly peakSet: HTMLFieldSetElement;
   private readonly timezone: HTMLInputElement;
   private readonly windowsEl: HTMLElement;
   private windows: WindowInputs[] = [];
@@ -92,7 +93,7 @@ class ConfigForm {
     const size = number("batchSize", "Batch size (ids)", "1", "1");
     const duration = number("duration", "Cycle length (s)", "any", "0");
     this.inputs = { perSecondOnPeak: on.input, perSecondOffPeak: off.input, batchSize: size.input, duration: duration.input };
-    this.usePeak = h("input", { type: "checkbox", name: "usePeak" });
+    this.usePeak = h("input", { type: "checkbox", name: "usePeak", onchange: () => (this.peakSet.disabled = !this.usePeak.checked) });
     this.timezone = h("input", { type: "text", name: "timezone", "data-field": "config.peak.timezone", placeholder: "America/Los_Angeles", autocomplete: "off" });
     this.windowsEl = h("div", { class: "windows" });
     this.reason = h("textarea", { name: "reason", rows: "2", required: true, "data-field": "reason", placeholder: "Why (recorded in the audit trail)" });
@@ -106,14 +107,15 @@ class ConfigForm {
       "form",
       { class: "config-form", "aria-label": "Edit configuration", novalidate: true, onsubmit: (e: Event) => void this.submit(e), oninput: () => this.changed() },
       h("div", { class: "fields" }, on.label, off.label, size.label, duration.label),
-      h(
+      (this.peakSet = h(
         "fieldset",
         { class: "peak" },
+        // A disabled fieldset leaves its first legend usable: the checkbox turns the windows on again.
         h("legend", {}, h("label", {}, this.usePeak, " Peak windows (on-peak rate inside them)")),
         h("label", {}, h("span", {}, "Time zone (IANA)"), this.timezone),
         this.windowsEl,
         addWindow,
-      ),
+      )),
       h("label", { class: "reason" }, h("span", {}, "Reason (required)"), this.reason),
       this.preview,
       this.error,
@@ -130,6 +132,7 @@ class ConfigForm {
     this.inputs.batchSize.value = String(config.batchSize);
     this.inputs.duration.value = String(config.duration);
     this.usePeak.checked = config.peak !== null;
+    this.peakSet.disabled = config.peak === null;
     this.timezone.value = config.peak?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
     for (const w of this.windows) w.row.remove();
     this.windows = [];
@@ -470,7 +473,7 @@ export class DetailView {
     setText(this.t.progress, s.progressText(row));
     setText(this.t.remaining, `${f.int((BigInt(row.ids.total) - BigInt(row.ids.done)).toString())} ids`);
     setText(this.t.cursor, BigInt(row.ids.cursor) >= BigInt(row.ids.min) ? `next id to plan ${f.int(row.ids.cursor)}` : "every range enqueued");
-    setText(this.t.rows, s.rowsText(row) ?? "not counted (no id source given)");
+    setText(this.t.rows, s.rowsText(row, now) ?? "not counted (no id source given)");
     setText(this.t.rate, s.rateText(row));
     setText(this.t.observed, s.observedText(row));
     setText(this.t.cycles, row.eta === null ? "–" : `${f.int(row.eta.batchesRemaining)} batches, ${f.int(row.eta.idsRemaining)} ids, ${row.eta.cyclesRemaining === null ? "–" : f.int(row.eta.cyclesRemaining)} cycles`);
@@ -491,7 +494,9 @@ export class DetailView {
     setText(this.t.eta, etaLine(row.eta, now));
     setText(this.t.etaObserved, row.eta?.observedFinishAt ? f.when(row.eta.observedFinishAt, now) : "–");
     setText(this.t.nextTick, row.status === "running" ? `next tick ${f.when(row.tick.nextTickAt, now)}` : "");
-    setText(this.t.started, `${f.when(row.startedAt, now)}${row.finishedAt === null ? "" : `, ended ${f.when(row.finishedAt, now)}`}`);
+    const ended = row.finishedAt !== null && !OPEN.has(row.status);
+    setText(this.t.started, `${f.when(row.startedAt, now)}${ended ? `, ended ${f.when(row.finishedAt!, now)}` : ""}`);
+    setText(this.t.rows, s.rowsText(row, now) ?? "not counted (no id source given)");
   }
 
   /* ------------------------------------------------------------ controls */
@@ -579,7 +584,7 @@ export class DetailView {
         this.openEl,
         h("p", {}, `Done: ${f.int(detail.ranges.done.ids)} ids in ${f.int(detail.ranges.done.ranges)} merged ranges.`),
         set("In flight", detail.ranges.inFlight),
-        set("Deferred (enqueued again after resume)", detail.ranges.deferred),
+        set("Deferred or retried (enqueued again by the next cycles)", detail.ranges.deferred),
         set("Not planned yet", detail.ranges.notPlanned),
         detail.ranges.lost.ranges > 0 ? set("Lost (enqueued, never recorded; repair queues them again)", detail.ranges.lost) : null,
       );
@@ -589,10 +594,11 @@ export class DetailView {
       this.last.plan = plan;
       replaceChildren(this.planEl, ...this.planNodes(detail.plan));
     }
-    const timeline = JSON.stringify(detail.timeline);
+    const timeline = JSON.stringify([detail.timeline, detail.timelineProblem]);
     if (timeline !== this.last.timeline) {
       this.last.timeline = timeline;
-      if (detail.timeline === null) replaceChildren(this.timelineEl, h("li", { class: "empty" }, "The host gave no store: the audit trail is not shown."));
+      if (detail.timelineProblem !== null) replaceChildren(this.timelineEl, h("li", { class: "problem" }, detail.timelineProblem));
+      else if (detail.timeline === null) replaceChildren(this.timelineEl, h("li", { class: "empty" }, "The host gave no store: the audit trail is not shown."));
       else if (detail.timeline.length === 0) replaceChildren(this.timelineEl, h("li", { class: "empty" }, "Nothing recorded yet."));
       else replaceChildren(this.timelineEl, ...detail.timeline.map((c) => this.change(c)));
     }

@@ -89,9 +89,13 @@ export class ListView {
     if (!nodes) {
       nodes = this.create(row);
       this.rows.set(row.name, nodes);
-      // Keep the order the server lists (by name).
-      const next = [...this.rows.keys()].sort().find((n) => n > row.name);
-      const before = next === undefined ? null : (this.rows.get(next)?.tr ?? null);
+      // Keep the order the server lists (by name); rows mostly arrive in that order, so appending is the usual case.
+      const last = this.body.lastElementChild?.getAttribute("data-name");
+      let before: Element | null = null;
+      if (last !== undefined && last !== null && last > row.name) {
+        const next = [...this.rows.keys()].filter((n) => n > row.name).sort()[0];
+        before = next === undefined ? null : (this.rows.get(next)?.tr ?? null);
+      }
       this.body.insertBefore(nodes.tr, before);
       this.applyFilterTo(nodes);
     }
@@ -149,7 +153,7 @@ export class ListView {
     attr(n.state, "title", s.stateTitle(row));
     n.bar.value = Math.min(1, Number(row.ids.percent) / 100);
     setText(n.progress, s.progressText(row));
-    setText(n.rows, s.rowsText(row) ?? "");
+    setText(n.rows, s.rowsText(row, this.now) ?? "");
     setText(n.rate, s.rateText(row));
     setText(n.observed, s.observedText(row));
     setText(n.failed, row.failedRanges === null ? "…" : f.int(row.failedRanges));
@@ -160,6 +164,7 @@ export class ListView {
   }
 
   private fillTimes(n: RowNodes, row: WireRow): void {
+    setText(n.rows, s.rowsText(row, this.now) ?? "");
     setText(n.window, s.windowText(row, this.now));
     setText(n.eta, s.etaText(row, this.now));
     setText(n.etaObserved, s.observedEtaText(row, this.now));

@@ -76,7 +76,8 @@ async function main(): Promise<void> {
         showFreshness();
       },
     },
-    Math.max(5000, session.refreshMs),
+    // Polling reads the server's shared cache, so a short interval costs the store nothing more.
+    Math.max(2000, 2 * session.refreshMs),
   );
   pauseToggle.addEventListener("change", () => live.setPaused(pauseToggle.checked));
 

@@ -10,8 +10,8 @@ export function progressText(row: WireRow): string {
   return `${f.percent(row.ids.percent)} · ${f.int(row.ids.done)} of ${f.int(row.ids.total)} ids`;
 }
 
-export function rowsText(row: WireRow): string | null {
-  return row.rows === null ? null : `rows ${f.int(row.rows.done)} of ${f.int(row.rows.total)}`;
+export function rowsText(row: WireRow, now: number): string | null {
+  return row.rows === null ? null : `rows ${f.int(row.rows.done)} of ${f.int(row.rows.total)} (counted ${f.relative(row.rows.at, now)})`;
 }
 
 export function rateText(row: WireRow): string {

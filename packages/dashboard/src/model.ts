@@ -167,7 +167,7 @@ export function windowOf(config: BackfillConfig, now: number): WireWindow {
 export interface SlowPart {
   readonly audit: AuditReport;
   readonly eta: WireEta | null;
-  readonly rows: { readonly done: string; readonly total: string } | null;
+  readonly rows: { readonly done: string; readonly total: string; readonly at: number } | null;
 }
 
 /** One list row from a status, the last slow read (if any) and the window in force. */
@@ -375,7 +375,8 @@ export function chartOf(status: AnyStatus, changes: readonly ConfigChange[] | nu
   const observed = status.metrics.recent
     .filter((b) => b.minute + MINUTE > from && b.minute <= now)
     .map((b) => {
-      const seconds = Math.max(1, Math.min(60, (now - b.minute) / 1000));
+      // A minute counts from the run's start (a run that began at :40 worked 20 s of it) to now (the current one).
+      const seconds = Math.max(1, (Math.min(now, b.minute + MINUTE) - Math.max(b.minute, status.startedAt)) / 1000);
       return { minute: b.minute, batchesPerSecond: b.batches / seconds, idsPerSecond: Number(b.ids) / seconds };
     });
   return { now, from, to, observed, schedule };

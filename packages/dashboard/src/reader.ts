@@ -91,7 +91,7 @@ export class Reader {
     const count = source?.capabilities?.countRange;
     if (!count || audit.initialId < audit.minId || audit.done.length > MAX_COUNTED_RANGES) return null;
     const [total, ...done] = await Promise.all([count(audit.minId, audit.initialId), ...audit.done.map((r) => count(r.beginId, r.endId))]);
-    return { total: total.toString(), done: done.reduce((sum, n) => sum + n, 0n).toString() };
+    return { total: total.toString(), done: done.reduce((sum, n) => sum + n, 0n).toString(), at: this.options.now() };
   }
 
   /** The window in force, computed again only when it ends or the config changes (it walks the calendar). */
@@ -151,15 +151,19 @@ export class Reader {
   private async readDetail(name: string): Promise<WireDetail> {
     const { spreader, store } = this.options;
     const status = await this.status(name);
-    const [slow, changes, plan] = await Promise.all([
+    const [slow, trail, plan] = await Promise.all([
       this.slowOf(status),
-      store ? store.listConfigChanges(name, TIMELINE_LIMIT) : Promise.resolve(null),
+      // The trail is one panel of the page: failing to read it must not blank the others.
+      store
+        ? store.listConfigChanges(name, TIMELINE_LIMIT).catch((error: unknown) => new Error(`the audit trail could not be read: ${(error as Error)?.message ?? String(error)}`))
+        : Promise.resolve(null),
       planOf(spreader, name).catch((error: unknown) => ({
         available: false as const,
         reason: `spreader.plan() failed: ${(error as Error)?.message ?? String(error)}`,
       })),
     ]);
     const now = this.options.now();
+    const changes = trail instanceof Error ? null : trail;
     return {
       now,
       row: rowOf(status, slow, this.windowOf(status), now),
@@ -167,6 +171,7 @@ export class Reader {
       chart: chartOf(status, changes, now),
       ranges: rangesOf(status, slow.audit),
       timeline: changes && timelineOf(changes, status.config),
+      timelineProblem: trail instanceof Error ? trail.message : null,
       plan,
     };
   }

@@ -105,8 +105,8 @@ export interface WireRow {
     /** idsDone / idsTotal in percent, exact to 6 decimals ("12.345678"). */
     readonly percent: string;
   };
-  /** Rows done and in total, when the host gave an id source that can count. */
-  readonly rows: { readonly done: string; readonly total: string } | null;
+  /** Rows done and in total, when the host gave an id source that can count; `at` is when they were counted (counting is slow, so it runs with the ledger reads). */
+  readonly rows: { readonly done: string; readonly total: string; readonly at: number } | null;
   readonly rate: {
     readonly batchSize: number;
     /** Configured batches per second now (exact decimal string too). */
@@ -258,8 +258,9 @@ export interface WireDetail {
   readonly config: WireConfig;
   readonly chart: WireChart;
   readonly ranges: WireRanges;
-  /** Newest first; null when the host gave no store to read it from. */
+  /** Newest first; null when the host gave no store to read it from, or reading it failed (`timelineProblem` says why). */
   readonly timeline: readonly WireChange[] | null;
+  readonly timelineProblem: string | null;
   readonly plan: WirePlan;
   /** What this viewer may do with this backfill (absent on the live stream, which sends it once as `can`). */
   readonly can?: Capabilities;
