@@ -61,10 +61,16 @@ async function main(): Promise<void> {
     detail?.updateRow(row);
   };
 
+  let shown = false;
   const live = new Live(
     {
       rows: (m) => {
         list.update(m.rows, m.removed, m.full, m.now);
+        if (!shown) {
+          shown = true;
+          // For `pnpm measure`: when the first rows are on screen, since navigation started.
+          performance.mark("superspreader:rows");
+        }
         if (detail) for (const row of m.rows) if (row.readable && row.name === detail.name) detail.updateRow(row);
       },
       detail: (d) => detail?.update(d),

@@ -46,7 +46,7 @@ export async function generateAssets() {
     `<script defer src="assets/${names.js}" integrity="${sri(js)}"></script>`,
     "</head>",
     "<body>",
-    '<div id="app"><noscript>This dashboard needs JavaScript.</noscript></div>',
+    '<div id="app"><p class="loading">Loading backfills…</p><noscript>This dashboard needs JavaScript.</noscript></div>',
     "</body>",
     "</html>",
     "",
