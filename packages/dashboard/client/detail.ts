@@ -28,6 +28,7 @@ export interface DetailContext {
 }
 
 const OPEN = new Set(["running", "paused", "held"]);
+const ENDED = new Set(["completed", "failed", "cancelled"]);
 const NONE: Capabilities = { view: true, pause: false, resume: false, retry: false, cancel: false, edit: false, start: false, repair: false };
 
 /** A labelled value in the summary grid. */
@@ -330,7 +331,7 @@ export class DetailView {
   };
   private readonly holdItem: HTMLElement;
   private readonly reason = h("input", { type: "text", name: "actionReason", placeholder: "optional, recorded in the audit trail", "aria-label": "Reason for this action" });
-  private readonly buttons: Record<"pause" | "resume" | "retry" | "cancel" | "repair", HTMLButtonElement>;
+  private readonly buttons: Record<"pause" | "resume" | "retry" | "cancel" | "repair" | "restart", HTMLButtonElement>;
   private readonly confirm: HTMLElement;
   private readonly confirmInput: HTMLInputElement;
   private readonly confirmButton: HTMLButtonElement;
@@ -354,6 +355,7 @@ export class DetailView {
       retry: action("retry", "Retry failed", () => void this.act("retry")),
       cancel: action("cancel", "Cancel…", () => this.openConfirm()),
       repair: action("repair", "Repair", () => void this.act("repair")),
+      restart: action("restart", "Start a new run", () => void this.act("restart")),
     };
     if (!ctx.session.features.repair) this.buttons.repair.hidden = true;
     this.confirmInput = h("input", {
@@ -402,7 +404,7 @@ export class DetailView {
         { class: "controls", "aria-label": "Controls" },
         h("h3", {}, "Controls"),
         h("label", { class: "action-reason" }, h("span", {}, "Reason"), this.reason),
-        h("div", { class: "buttons" }, this.buttons.pause, this.buttons.resume, this.buttons.retry, this.buttons.cancel, this.buttons.repair),
+        h("div", { class: "buttons" }, this.buttons.pause, this.buttons.resume, this.buttons.retry, this.buttons.cancel, this.buttons.repair, this.buttons.restart),
         this.confirm,
         this.whyDisabled,
       ),
@@ -506,7 +508,7 @@ export class DetailView {
     const readOnly = this.ctx.session.readOnly;
     const why: string[] = [];
     const set = (key: keyof DetailView["buttons"], stateOk: boolean, stateWhy: string) => {
-      const permitted = this.can[key];
+      const permitted = this.can[key === "restart" ? "start" : key];
       const ok = row !== undefined && permitted && stateOk;
       this.buttons[key].disabled = !ok;
       const reason = !permitted ? (readOnly ? "read-only dashboard (no authorize hook)" : `you may not ${key}`) : stateOk ? null : stateWhy;
@@ -520,6 +522,7 @@ export class DetailView {
     for (const b of this.failedEl.querySelectorAll<HTMLButtonElement>('button[data-action="retry-group"]')) b.disabled = this.buttons.retry.disabled;
     set("cancel", OPEN.has(status), "the run already ended");
     set("repair", OPEN.has(status), "the run already ended");
+    set("restart", ENDED.has(status), "the run has not ended");
     this.form?.setEnabled(row !== undefined && this.can.edit, readOnly ? "read-only dashboard (no authorize hook)" : "you may not edit the config");
     setText(this.whyDisabled, readOnly ? "Read-only: the host gave no authorize hook, so controls are off." : "");
   }
@@ -531,20 +534,29 @@ export class DetailView {
     this.confirmInput.focus();
   }
 
-  private async act(key: "pause" | "resume" | "retry" | "cancel" | "repair"): Promise<void> {
+  private async act(key: "pause" | "resume" | "retry" | "cancel" | "repair" | "restart"): Promise<void> {
     const row = this.detail?.row;
     if (!row) return;
     const body: Record<string, unknown> = { reason: this.reason.value };
     if (key === "cancel") body.confirm = this.confirmInput.value;
+    if (key === "restart") body.restart = true;
     const button = key === "cancel" ? this.confirmButton : this.buttons[key];
     button.disabled = true;
     try {
-      const { body: answer } = await send<{ row: WireRow; requeued?: number }>("POST", backfillPath(this.name, `/${key}`), body, row.etag);
-      this.ctx.row(answer.row);
+      const path = backfillPath(this.name, `/${key === "restart" ? "start" : key}`);
+      const { body: answer } = await send<{ row?: WireRow; requeued?: number; runId?: string }>("POST", path, body, row.etag);
+      if (answer.row) this.ctx.row(answer.row);
       this.reason.value = "";
       this.confirm.hidden = true;
-      const done = { pause: "Paused", resume: "Resumed", retry: `Queued ${answer.requeued ?? 0} failed ranges again for`, cancel: "Cancelled", repair: "Repaired" }[key];
-      this.ctx.notify("ok", `${done} ${this.name}.`);
+      const done = {
+        pause: `Paused ${this.name}.`,
+        resume: `Resumed ${this.name}.`,
+        retry: `Queued ${answer.requeued ?? 0} failed ranges of ${this.name} again.`,
+        cancel: `Cancelled ${this.name}.`,
+        repair: `Repaired ${this.name}.`,
+        restart: `Started run ${answer.runId ?? ""} of ${this.name}.`,
+      }[key];
+      this.ctx.notify("ok", done);
     } catch (error) {
       const problem = error instanceof ApiError ? error.problem : null;
       if (problem?.current) this.ctx.row(problem.current);

@@ -406,14 +406,16 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     }
     const header = route.request.headers.get("if-match");
     const before = await reader.status(name, true).catch(() => null);
+    let expected: number | null = null;
     if (header !== null && before !== null) {
       const match = parseIfMatch(header);
       if (!match.any && !match.tags.includes(etagOf(before))) throw await conflict(name, `backfill "${name}" changed since you loaded it (now ${before.status})`);
+      if (!match.any && typeof before.revision === "number") expected = before.revision;
     }
     let status;
     try {
       status = await spreader.start(name, {
-        ...changeOptions(actor, reason, null),
+        ...changeOptions(actor, reason, expected),
         ...(body.restart === true ? { restart: true } : {}),
         ...(body.config === undefined ? {} : { config: patchOf(body.config) }),
       });

@@ -500,6 +500,15 @@ describe("the dashboard in Chromium, over a Redis-backed backfill in progress wi
       await confirm.click();
       await poll(async () => (await spreader.status("orders")).status).toBe("cancelled");
       await poll(() => w.page.locator(".detail-head .state").textContent()).toBe("cancelled");
+      expect(await w.page.locator("button[data-action=pause]").isDisabled()).toBe(true);
+
+      // An ended run can be started again (202 and its monitor, behind the button).
+      const cancelled = await spreader.status("orders");
+      await poll(() => w.page.locator("button[data-action=restart]").isEnabled()).toBe(true);
+      await w.page.click("button[data-action=restart]");
+      await poll(async () => (await spreader.status("orders")).runId).not.toBe(cancelled.runId);
+      await poll(() => w.page.locator(".detail-head .state").textContent()).toBe("running");
+      await poll(() => w.page.locator(".note-ok").last().textContent()).toContain(`of orders.`);
       await expectClean(w);
     } finally {
       await closeAll();
