@@ -228,6 +228,21 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         expect(await store.requeueFailed(bf, run)).toBe(0);
       });
 
+      it("requeues only the failures recorded since a time when given one", async () => {
+        const at = (beginId: bigint, t: number): FailedRange => ({ beginId, endId: beginId + 9n, cycle: 1, error: "e", errorName: "Error", attempts: 3, at: t });
+        await store.addFailed(bf, run, at(1n, 1_000));
+        await store.addFailed(bf, run, at(11n, 2_000));
+        await store.addFailed(bf, run, at(21n, 3_000));
+        expect(await store.requeueFailed(bf, run, 2_000)).toBe(2);
+        expect(await store.listFailed(bf, run, 10)).toEqual([at(1n, 1_000)]);
+        expect(await store.listDeferred(bf, run, 10)).toEqual([
+          { beginId: 21n, endId: 30n, cycle: 1 },
+          { beginId: 11n, endId: 20n, cycle: 1 },
+        ]);
+        await expect(store.requeueFailed(bf, run, Number.NaN)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+        expect(await store.listFailed(bf, run, 10)).toEqual([at(1n, 1_000)]);
+      });
+
       it("rejects an entry without a whole-number cycle", async () => {
         await expect(store.addDeferred(bf, run, { beginId: 1n, endId: 2n, cycle: -1 })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
         await expect(store.markDone(bf, run, { beginId: 1n, endId: 2n, cycle: 1.5 }, 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });

@@ -3,6 +3,8 @@ import type { BackfillDoc, HoldState } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import type { BatchJobData, FailureCounts, JobContext, JobOutcome, RangeEntry } from "./ports.js";
 
+/** When a run is held, ranges that failed for good this long before are queued again (the error-rate window). */
+const HOLD_LOOKBACK_MS = 120_000;
 /** Causes followed when an error is recorded. */
 const MAX_CAUSES = 5;
 
@@ -59,6 +61,9 @@ async function hold(core: Core, doc: BackfillDoc, reason: string, error: unknown
     d.runId === doc.runId && d.status === "running" ? { ...d, status: "held", hold: state, pace: null, revision: d.revision + 1 } : null,
   );
   if (changed) {
+    // Ranges that spent their attempts in the burst before the hold (quick retries, or maxAttempts 1)
+    // failed because of the outage, not of their rows: they go back with the rest.
+    await core.store.requeueFailed(doc.name, doc.runId, now - HOLD_LOOKBACK_MS).catch(() => 0);
     await core.recordChange(doc.name, { status: { from: "running", to: "held" } }, { actor: "superspreader", reason });
     core.events.emit("held", { ...core.base(after), reason, lastError: state.lastError, nextProbeAt: state.nextProbeAt ?? now });
   }

@@ -1,6 +1,7 @@
+import { startWatchdog, shutdownOption, wholeNumberOption, functionOption } from "./adapter.js";
 import { systemClock, type Clock, type ManualClock } from "./clock.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
-import type { EnqueueResult, JobOutcome, JobProcessor, JobQueue, JobState, QueueCounts, QueueJob } from "./ports.js";
+import type { EnqueueResult, JobOutcome, JobProcessor, JobQueue, JobState, QueueCounts, QueueJob, ShutdownMode } from "./ports.js";
 import { assertValidJob } from "./validate-args.js";
 
 /** State of a job in the in-memory queue. */
@@ -12,7 +13,7 @@ export interface MemoryJobRecord {
   state: MemoryJobState;
   /** Current run time (epoch ms); moves on retry. */
   runAt: number;
-  /** Runs started so far. */
+  /** Runs started so far, not counting runs handed back unspent (stalls, shutdowns). */
   attemptsMade: number;
   /** Order of acceptance. */
   readonly seq: number;
@@ -36,24 +37,52 @@ export interface MemoryJobQueueOptions {
 
 /** The in-memory JobQueue, with the consuming side that workers and tests use. */
 export interface MemoryJobQueue extends JobQueue {
-  /** Every job ever accepted, in order of acceptance (the queue retains all of them, so dedup by id always holds). */
+  /** Every job accepted and not removed, in order of acceptance (the queue retains finished jobs, so dedup by id holds until {@link remove}). */
   all(): readonly MemoryJobRecord[];
   /** The earliest run time among delayed and waiting jobs, or null when none. */
   nextRunAt(): number | null;
-  /** Claims the due job that should run next (earliest runAt, then priority, then acceptance), or null. */
+  /**
+   * Claims the due job that should run next, or null. Among due jobs: lowest priority number
+   * first (a job without a priority before any with one, as on BullMQ), then earliest run
+   * time, then acceptance — the order BullMQ delivers jobs in once they are due.
+   */
   claim(): MemoryJobRecord | null;
-  /** Settles a claimed job: completed without `error`; otherwise retried while attempts remain, else failed. */
-  settle(id: string, result: { outcome: JobOutcome } | { error: unknown }): void;
-  /** Puts a claimed job back as if its worker died (stalled): it runs again, the attempt is not counted as a failure. */
-  stall(id: string): void;
+  /**
+   * Settles a claimed job: completed without `error`; otherwise retried while attempts remain,
+   * else failed. Returns false (changing nothing) when the job is no longer active: it was
+   * {@link remove}d, {@link discard}ed or {@link stall}ed meanwhile, so its worker lost it,
+   * as a BullMQ worker whose lock was taken cannot record the outcome.
+   */
+  settle(id: string, result: { outcome: JobOutcome } | { error: unknown }): boolean;
+  /**
+   * Puts a claimed job back without spending its attempt: its worker died (a stall), or handed
+   * it back when shutting down. It runs again, with the same attempt number. Returns false
+   * (changing nothing) when the job is no longer active.
+   */
+  stall(id: string): boolean;
+  /**
+   * A test aid: deletes a job as if removed from the queue by hand (or lost with a Redis
+   * restart): `lookup` answers `missing` and the id can be enqueued again. A worker running it
+   * cannot record its outcome. Returns false when no job has that id.
+   */
+  remove(id: string): boolean;
+  /**
+   * A test aid: the queue gives a job up without running it again, as BullMQ fails a job past
+   * its stall limit: it becomes `failed` (`lookup` answers `failed`) and nothing reaches the
+   * runtime. A worker running it cannot record its outcome. Returns false when the job is
+   * unknown or already finished.
+   */
+  discard(id: string, reason?: string): boolean;
   /** Calls `listener` whenever jobs are added or become due sooner. Returns an unsubscribe function. */
   onChange(listener: () => void): () => void;
 }
 
 /**
- * Creates an in-memory JobQueue that honours run times, dedup by id (forever: it
- * retains every job) and attempts. The embedded default for demos and for tests
- * of user code; pair it with {@link createMemoryWorker}.
+ * Creates an in-memory JobQueue that honours run times, priorities, dedup by id (it retains
+ * every job until {@link MemoryJobQueue.remove}) and attempts. The embedded default for demos
+ * and for tests of user code; pair it with {@link createMemoryWorker}. `remove`, `discard` and
+ * `stall` simulate what real queues do to jobs (a job deleted by hand, a job given up after
+ * stalls, a dead worker), so tests can check that a run heals by itself.
  *
  * @example
  * ```ts
@@ -83,18 +112,15 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
   const notify = () => {
     for (const listener of listeners) listener();
   };
-  const get = (id: string, state: MemoryJobState): MemoryJobRecord => {
+  const active = (id: string): MemoryJobRecord | null => {
     const record = byId.get(id);
-    if (!record || record.state !== state) {
-      throw new SuperSpreaderError("INVALID_STATE", `job ${describeValue(id)} is not ${state} (it is ${record?.state ?? "unknown"})`);
-    }
-    return record;
+    return record?.state === "active" ? record : null;
   };
   const before = (a: MemoryJobRecord, b: MemoryJobRecord): boolean => {
-    if (a.runAt !== b.runAt) return a.runAt < b.runAt;
     const pa = a.job.priority ?? 0;
     const pb = b.job.priority ?? 0;
     if (pa !== pb) return pa < pb;
+    if (a.runAt !== b.runAt) return a.runAt < b.runAt;
     return a.seq < b.seq;
   };
 
@@ -134,17 +160,17 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
       const now = clock.now();
       let waiting = 0;
       let delayed = 0;
-      let active = 0;
+      let activeCount = 0;
       let failed = 0;
       for (const r of pending) {
         if (r.runAt <= now) waiting += 1;
         else delayed += 1;
       }
       for (const r of records) {
-        if (r.state === "active") active += 1;
+        if (r.state === "active") activeCount += 1;
         else if (r.state === "failed") failed += 1;
       }
-      return { waiting, delayed, active, failed };
+      return { waiting, delayed, active: activeCount, failed };
     },
 
     async lookup(ids: readonly string[]): Promise<JobState[]> {
@@ -182,11 +208,12 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
     },
 
     settle(id, result) {
-      const record = get(id, "active");
+      const record = active(id);
+      if (!record) return false;
       if ("outcome" in result) {
         record.state = "completed";
         record.outcome = result.outcome;
-        return;
+        return true;
       }
       const error = result.error;
       record.lastError = error instanceof Error ? error.message : String(error);
@@ -198,14 +225,35 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
       } else {
         record.state = "failed";
       }
+      return true;
     },
 
     stall(id) {
-      const record = get(id, "active");
+      const record = active(id);
+      if (!record) return false;
       record.attemptsMade -= 1;
       record.state = "waiting";
       pending.add(record);
       notify();
+      return true;
+    },
+
+    remove(id) {
+      const record = byId.get(id);
+      if (!record) return false;
+      byId.delete(id);
+      pending.delete(record);
+      records.splice(records.indexOf(record), 1);
+      return true;
+    },
+
+    discard(id, reason = "given up by the queue") {
+      const record = byId.get(id);
+      if (!record || record.state === "completed" || record.state === "failed") return false;
+      pending.delete(record);
+      record.state = "failed";
+      record.lastError = reason;
+      return true;
     },
 
     onChange(listener) {
@@ -215,7 +263,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
   };
 }
 
-/** Options of {@link createMemoryWorker}. */
+/** Options of {@link createMemoryWorker}: the same as every worker runner's. */
 export interface MemoryWorkerOptions {
   /** The queue to consume. */
   queue: MemoryJobQueue;
@@ -227,24 +275,63 @@ export interface MemoryWorkerOptions {
    */
   concurrency?: number;
   /**
-   * Called with errors thrown by jobs (after the queue recorded them).
+   * What {@link MemoryWorker.close} does with running jobs: `"drain"` lets them finish for up
+   * to `shutdownTimeoutMs`, then aborts their signal; `"abort"` aborts it at once. An aborted
+   * job whose handler gives up goes back to the queue without spending an attempt.
+   * @default "drain"
+   */
+  shutdown?: ShutdownMode;
+  /**
+   * Ms `close()` lets running jobs finish (`"drain"`), and then ms it waits for aborted
+   * handlers to settle; a handler still running then is abandoned and its job put back.
+   * @default 30000
+   */
+  shutdownTimeoutMs?: number;
+  /**
+   * Ms between two calls of `spreader.watchdog()` while started (it revives dead tick chains); `0` turns it off.
+   * @default 5000
+   */
+  watchdogIntervalMs?: number;
+  /**
+   * Called with errors thrown by jobs (after the queue recorded them, with the job) and by the
+   * watchdog (without a job).
    * @default ignores them: failures are recorded by the queue and the runtime
    */
-  onError?: (error: unknown, record: MemoryJobRecord) => void;
+  onError?: (error: unknown, record: MemoryJobRecord | undefined) => void;
 }
 
 /** Consumes a {@link MemoryJobQueue}. */
 export interface MemoryWorker {
-  /** Starts processing due jobs in the background with real waiting (for demos and real-time tests). */
+  /** Starts processing due jobs in the background with real waiting (for demos and real-time tests), and the watchdog loop. */
   start(): void;
-  /** Stops: aborts running handlers' signals and waits for them to settle. Idempotent. */
+  /**
+   * Stops taking jobs and shuts down as the `shutdown` option says; stops the watchdog.
+   * Resolves once running jobs finished or were handed back. Idempotent.
+   */
+  close(): Promise<void>;
+  /** The same as {@link close}. @deprecated use `close()`, the name every worker runner uses. */
   stop(): Promise<void>;
+  /**
+   * A test aid: the worker's process dies. It stops at once without aborting anything: running
+   * handlers are abandoned (whatever they return is dropped) and their jobs go back to the queue
+   * as stalled, to run again on another worker.
+   */
+  kill(): void;
   /**
    * Processes jobs one at a time, moving a {@link ManualClock} forward to the next
    * run time whenever nothing is due, until no job is left (or `maxJobs` ran).
    * Returns the number of jobs run. For fast, deterministic tests.
    */
   runUntilIdle(clock: ManualClock, options?: { maxJobs?: number }): Promise<number>;
+}
+
+/** One delivery in flight on a memory worker. */
+interface Running {
+  readonly record: MemoryJobRecord;
+  /** Resolves when the handler settled and its outcome was recorded, or when the delivery was abandoned. */
+  readonly done: Promise<void>;
+  /** The worker no longer owns the job (killed, or abandoned after the shutdown grace): whatever the handler returns is dropped. */
+  abandon(): void;
 }
 
 /**
@@ -261,35 +348,58 @@ export interface MemoryWorker {
  */
 export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
   const { queue, spreader } = options;
-  const concurrency = options.concurrency ?? 1;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `concurrency must be a whole number ≥ 1, got ${describeValue(concurrency)}`, {
-      field: "concurrency",
-    });
-  }
+  const concurrency = wholeNumberOption(options.concurrency, "concurrency", 1, 1);
+  const shutdown = shutdownOption(options.shutdown);
+  const shutdownTimeoutMs = wholeNumberOption(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
+  const watchdogIntervalMs = wholeNumberOption(options.watchdogIntervalMs, "watchdogIntervalMs", 5_000, 0);
+  const onError = functionOption<(error: unknown, record: MemoryJobRecord | undefined) => void>(options.onError, "onError", () => {});
   const controller = new AbortController();
+  const running = new Set<Running>();
   let loops: Promise<void>[] = [];
-  let running = false;
+  let started = false;
+  let stopping = false;
+  let watchdog: { stop(): Promise<void> } | null = null;
+  let closing: Promise<void> | undefined;
 
-  const runOne = async (record: MemoryJobRecord): Promise<void> => {
-    try {
-      const outcome = await spreader.perform(record.job.data, {
-        attempt: record.attemptsMade,
-        maxAttempts: record.job.attempts,
-        signal: controller.signal,
-      });
-      queue.settle(record.job.id, { outcome });
-    } catch (error) {
-      queue.settle(record.job.id, { error });
-      options.onError?.(error, record);
-    }
+  const runOne = (record: MemoryJobRecord): Running => {
+    let abandoned = false;
+    let finish = (): void => {};
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const delivery: Running = {
+      record,
+      done,
+      abandon() {
+        abandoned = true;
+        finish();
+      },
+    };
+    running.add(delivery);
+    void (async () => {
+      let result: { outcome: JobOutcome } | { error: unknown };
+      try {
+        const context = { attempt: record.attemptsMade, maxAttempts: record.job.attempts, signal: controller.signal };
+        result = { outcome: await spreader.perform(record.job.data, context) };
+      } catch (error) {
+        result = { error };
+      }
+      // A dead or abandoning worker records nothing: the job is already back in the queue.
+      if (abandoned) return;
+      // A handler that gave up because shutdown aborted it hands its job back unspent.
+      if ("error" in result && controller.signal.aborted) queue.stall(record.job.id);
+      else if (queue.settle(record.job.id, result) && "error" in result) onError(result.error, record);
+      running.delete(delivery);
+      finish();
+    })();
+    return delivery;
   };
 
   const loop = async (): Promise<void> => {
-    while (running) {
+    while (started && !stopping) {
       const record = queue.claim();
       if (record) {
-        await runOne(record);
+        await runOne(record).done;
         // A handler that never yields (an in-process database) would otherwise starve timers
         // and I/O of the whole process while jobs are due.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -300,29 +410,78 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, wait);
         const off = queue.onChange(done);
-        const onAbort = () => done();
-        controller.signal.addEventListener("abort", onAbort, { once: true });
+        wake.add(done);
         function done() {
           clearTimeout(timer);
           off();
-          controller.signal.removeEventListener("abort", onAbort);
+          wake.delete(done);
           resolve();
         }
       });
     }
   };
+  // Idle loops waiting for a job, woken at once by close() and kill().
+  const wake = new Set<() => void>();
+  const halt = () => {
+    stopping = true;
+    for (const done of [...wake]) done();
+  };
+
+  /** Waits up to `ms` for every running delivery to settle; true when they all did. */
+  const settledWithin = async (ms: number): Promise<boolean> => {
+    if (running.size === 0) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const all = Promise.all([...running].map((r) => r.done)).then(() => true);
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(running.size === 0), ms);
+    });
+    try {
+      return await Promise.race([all, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Gives up on the running deliveries: their jobs go back to the queue, their outcomes are dropped. */
+  const abandonAll = () => {
+    for (const delivery of running) {
+      delivery.abandon();
+      queue.stall(delivery.record.job.id);
+    }
+    running.clear();
+  };
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      halt();
+      await watchdog?.stop();
+      const finished = shutdown === "drain" && (await settledWithin(shutdownTimeoutMs));
+      if (!finished) {
+        controller.abort(new DOMException("the in-memory worker is shutting down", "AbortError"));
+        // Handlers that ignore the signal are left behind, their jobs put back.
+        if (!(await settledWithin(shutdownTimeoutMs))) abandonAll();
+      }
+      await Promise.all(loops);
+      loops = [];
+    })();
+    return closing;
+  };
 
   return {
     start() {
-      if (running) return;
-      running = true;
+      if (started || closing) return;
+      started = true;
+      watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined) });
       loops = Array.from({ length: concurrency }, () => loop());
     },
-    async stop() {
-      running = false;
-      controller.abort();
-      await Promise.all(loops);
-      loops = [];
+    close,
+    stop: close,
+    kill() {
+      halt();
+      void watchdog?.stop();
+      abandonAll();
+      // Dead: a later close() has nothing left to do.
+      closing ??= Promise.resolve();
     },
     async runUntilIdle(clock, runOptions = {}) {
       const maxJobs = runOptions.maxJobs ?? Number.POSITIVE_INFINITY;
@@ -330,7 +489,7 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
       while (ran < maxJobs) {
         const record = queue.claim();
         if (record) {
-          await runOne(record);
+          await runOne(record).done;
           ran += 1;
           continue;
         }

@@ -264,11 +264,12 @@ export function createMemoryStateStore(): StateStore {
       return [...run(name, runId).failed.values()].sort(byEndDescThenCycle).slice(0, limit).map((f) => ({ ...f }));
     },
 
-    async requeueFailed(name, runId) {
+    async requeueFailed(name, runId, since) {
       checkName(name);
       checkRunId(runId);
+      if (since !== undefined) checkTime(since, "since");
       const data = run(name, runId);
-      const moved = [...data.failed.values()];
+      const moved = [...data.failed.values()].filter((f) => since === undefined || f.at >= since);
       for (const f of moved) {
         const entry: RangeEntry = { beginId: f.beginId, endId: f.endId, cycle: f.cycle };
         if (!data.deferred.has(entryKey(entry))) {
@@ -276,7 +277,7 @@ export function createMemoryStateStore(): StateStore {
           data.batchesDeferred += 1;
         }
       }
-      data.failed.clear();
+      for (const f of moved) data.failed.delete(rangeKey(f));
       return moved.length;
     },
 

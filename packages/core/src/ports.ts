@@ -400,10 +400,11 @@ export interface StateStore {
   /** Up to `limit` failed ranges, highest `endId` first. */
   listFailed(name: string, runId: string, limit: number): Promise<FailedRange[]>;
   /**
-   * Atomically moves every failed range of the run to the deferred entries (so the
-   * scheduler re-enqueues them) and returns how many moved.
+   * Atomically moves the failed ranges of the run to the deferred entries (so the
+   * scheduler re-enqueues them) and returns how many moved: all of them, or with
+   * `since` (epoch ms) those whose `at` is at or after it.
    */
-  requeueFailed(name: string, runId: string): Promise<number>;
+  requeueFailed(name: string, runId: string, since?: number): Promise<number>;
 
   /** The run's counters; zeros when nothing was recorded. */
   metrics(name: string, runId: string): Promise<RunMetrics>;

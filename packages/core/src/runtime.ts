@@ -186,8 +186,8 @@ export interface SuperSpreader extends JobProcessor {
   watchdog(): Promise<WatchdogAction[]>;
 }
 
-/** Rounds of reconciliation `repair` runs before it stops (each looks at up to 1,000 entries). */
-const REPAIR_ROUNDS = 100;
+/** Outstanding entries `repair` looks at, at most (a run has about this many batches in flight only in extreme cases). */
+const REPAIR_LIMIT = 100_000;
 /** A placeholder config for a `starting` backfill requested from a process that does not define it. */
 const UNKNOWN_CONFIG = validateConfig({ batchSize: 1, duration: 1, perSecondOnPeak: 0, perSecondOffPeak: 0 });
 
@@ -397,18 +397,15 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       await mutate(name, (d) => ({ ...d, repairRequest: { at: clock.now(), actor: opts.actor ?? "api", reason: opts.reason ?? null } }));
       return { ...empty, requested: true };
     }
-    const before = clock.now();
     let checked = 0;
     let stillQueued = 0;
     const lost: Array<RangeEntry & { state: JobState }> = [];
     if (doc.tracking) {
-      for (let round = 0; round < REPAIR_ROUNDS; round++) {
-        const found = await reconcile(core, (await readOrThrow(name)).doc, before);
-        checked += found.checked;
-        stillQueued += found.alive;
-        lost.push(...found.lost);
-        if (found.checked === 0) break;
-      }
+      // Every outstanding entry of a finished cycle, due or not: one look each.
+      const found = await reconcile(core, (await readOrThrow(name)).doc, Number.MAX_SAFE_INTEGER, REPAIR_LIMIT);
+      checked = found.checked;
+      stillQueued = found.alive;
+      lost.push(...found.lost);
     }
     let { doc: now } = await readOrThrow(name);
     let unaccounted: IdRange[] = [];

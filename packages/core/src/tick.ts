@@ -69,12 +69,15 @@ export interface ReconcileResult {
  * Those are moved to the deferred entries, atomically with the check that they are still
  * outstanding, so the next cycles enqueue them again in their first slots, at the rate.
  */
-export async function reconcile(core: Core, doc: BackfillDoc, before: number): Promise<ReconcileResult> {
-  const due = await core.store.listOutstanding(doc.name, doc.runId, before, RECONCILE_LIMIT);
+export async function reconcile(core: Core, doc: BackfillDoc, before: number, limit = RECONCILE_LIMIT): Promise<ReconcileResult> {
+  const due = await core.store.listOutstanding(doc.name, doc.runId, before, limit);
   const eligible = due.filter((e) => e.cycle < doc.cycle);
   if (eligible.length === 0) return { checked: 0, alive: 0, lost: [] };
   const queue = core.needQueue("reconciling lost ranges");
-  const states = await queue.lookup(eligible.map((e) => batchJobId(doc.name, doc.runId, e.cycle, e)));
+  const states: JobState[] = [];
+  for (let i = 0; i < eligible.length; i += RECONCILE_LIMIT) {
+    states.push(...(await queue.lookup(eligible.slice(i, i + RECONCILE_LIMIT).map((e) => batchJobId(doc.name, doc.runId, e.cycle, e)))));
+  }
   const alive: OutstandingEntry[] = [];
   const lost: Array<OutstandingEntry & { state: JobState }> = [];
   eligible.forEach((entry, i) => {

@@ -5,11 +5,13 @@ import {
   createMemoryWorker,
   createSuperSpreader,
   type BatchJobData,
+  type JobProcessor,
   type JobQueue,
   type ManualClock,
   type MemoryJobQueue,
   type StateStore,
   type SuperSpreader,
+  type SuperSpreaderOptions,
 } from "../src/index.js";
 
 /** A Monday, off peak for the schedules used in these tests. */
@@ -24,8 +26,14 @@ export interface World {
   batchJobs(name?: string): BatchJobData[];
 }
 
-/** Everything in memory with a manual clock; `wrap` may decorate the ports (fault injection). */
-export function world(wrap: { queue?: (q: JobQueue) => JobQueue; store?: (s: StateStore) => StateStore } = {}): World {
+/**
+ * Everything in memory with a manual clock; `wrap` may decorate the ports (fault injection) and the
+ * processor the worker calls (a queue that gives a job up without running it), `options` the runtime's.
+ */
+export function world(
+  wrap: { queue?: (q: JobQueue) => JobQueue; store?: (s: StateStore) => StateStore; processor?: (p: SuperSpreader) => JobProcessor } = {},
+  options: Partial<Pick<SuperSpreaderOptions, "reconcileAfterMs" | "tickAttempts">> = {},
+): World {
   const clock = createManualClock(T0);
   const queue = createMemoryJobQueue({ clock });
   const store = createMemoryStateStore();
@@ -33,14 +41,16 @@ export function world(wrap: { queue?: (q: JobQueue) => JobQueue; store?: (s: Sta
     queue: wrap.queue ? wrap.queue(queue) : queue,
     store: wrap.store ? wrap.store(store) : store,
     clock,
+    ...options,
   });
-  const worker = createMemoryWorker({ queue, spreader });
+  const worker = createMemoryWorker({ queue, spreader: wrap.processor ? wrap.processor(spreader) : spreader });
   return {
     clock,
     queue,
     store,
     spreader,
-    run: (maxJobs) => worker.runUntilIdle(clock, maxJobs === undefined ? {} : { maxJobs }),
+    // Capped, so a chain that never ends fails its test instead of hanging it.
+    run: (maxJobs) => worker.runUntilIdle(clock, { maxJobs: maxJobs ?? 1_000_000 }),
     batchJobs: (name) =>
       queue
         .all()
