@@ -31,4 +31,4 @@ export function satisfies(version: string, range: string): boolean;
 /** Leftover `workspace:` ranges and internal ranges no tarball satisfies; empty when the set installs. */
 export function checkManifests(manifests: readonly PackedManifest[]): string[];
 /** Builds (all, or with `ifStale` only stale packages) and packs every public package into `out` (default packs/). */
-export function pack(options?: { out?: string; ifStale?: boolean; log?: (line: string) => void }): Tarball[];
+export function pack(options?: { out?: string; ifStale?: boolean; log?: (line: string) => void }): Promise<Tarball[]>;

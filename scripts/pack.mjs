@@ -7,7 +7,7 @@
 //   npm run pack                       # build, then packs/*.tgz
 //   node scripts/pack.mjs --out DIR    # somewhere else
 //   node scripts/pack.mjs --if-stale   # build only packages whose dist/ is older than their sources
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,28 +97,36 @@ export function checkManifests(manifests) {
   return problems;
 }
 
+/** Runs pnpm in `cwd`; rejects with its output when it fails. Asynchronous, so a test runner calling it stays responsive. */
+function runPnpm(args, cwd) {
+  const [pnpm, pnpmArgs] = pnpmCommand();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(pnpm, [...pnpmArgs, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (code === 0) resolvePromise();
+      else reject(new Error(`[superspreader] pnpm ${args.join(" ")} failed in ${relative(ROOT, cwd) || "."} (exit ${code}):\n${output}`));
+    });
+  });
+}
+
 /**
  * Builds (all, or only stale packages) and packs every public package into `out`,
- * which is emptied of old tarballs first. Returns the tarballs' paths and manifests.
+ * which is emptied of old tarballs first. Resolves to the tarballs' paths and manifests.
  */
-export function pack({ out = join(ROOT, "packs"), ifStale = false, log = console.log } = {}) {
+export async function pack({ out = join(ROOT, "packs"), ifStale = false, log = console.log } = {}) {
   const packages = publicPackages();
-  const [pnpm, pnpmArgs] = pnpmCommand();
-  const run = (args, cwd) => {
-    const result = spawnSync(pnpm, [...pnpmArgs, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
-    if (result.error) throw result.error;
-    if (result.status !== 0) {
-      throw new Error(`[superspreader] pnpm ${args.join(" ")} failed in ${relative(ROOT, cwd) || "."} (exit ${result.status}):\n${result.stdout}${result.stderr}`);
-    }
-  };
   const toBuild = ifStale ? packages.filter(isStale) : packages;
   if (toBuild.length > 0) {
     log(`[superspreader] building ${toBuild.map((p) => p.name).join(", ")}`);
-    run(["-r", ...toBuild.flatMap((p) => ["--filter", p.name]), "build"], ROOT);
+    await runPnpm(["-r", ...toBuild.flatMap((p) => ["--filter", p.name]), "build"], ROOT);
   }
   mkdirSync(out, { recursive: true });
   for (const file of readdirSync(out).filter((f) => f.endsWith(".tgz"))) rmSync(join(out, file));
-  for (const pkg of packages) run(["pack", "--pack-destination", resolve(out)], pkg.dir);
+  for (const pkg of packages) await runPnpm(["pack", "--pack-destination", resolve(out)], pkg.dir);
   const tarballs = readdirSync(out)
     .filter((f) => f.endsWith(".tgz"))
     .map((file) => ({ path: join(resolve(out), file), manifest: manifestOf(join(out, file)) }));
@@ -140,7 +148,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   }
   try {
     const out = values.out ?? join(ROOT, "packs");
-    const tarballs = pack({ out, ifStale: values["if-stale"] });
+    const tarballs = await pack({ out, ifStale: values["if-stale"] });
     console.log(`[superspreader] ${tarballs.length} tarballs in ${relative(process.cwd(), out) || "."}; their internal dependencies resolve among themselves.`);
     console.log("[superspreader] to install them in an app, see README.md, \"Installing from tarballs\" (npm install ./packs/*.tgz, or node scripts/registry.mjs).");
   } catch (error) {

@@ -129,7 +129,7 @@ beforeAll(async () => {
   work = realpathSync(mkdtempSync(join(tmpdir(), "superspreader-release-")));
   expect(relative(ROOT, work).startsWith("..")).toBe(true);
   // Builds only what is stale: `npm test` has just built every package.
-  tarballs = pack({ out: join(work, "packs"), ifStale: true, log: () => undefined });
+  tarballs = await pack({ out: join(work, "packs"), ifStale: true, log: () => undefined });
   registry = await startRegistry({ dir: join(work, "packs"), port: 0 });
 });
 
