@@ -1,5 +1,6 @@
 import { MAX_ID, SuperSpreaderError, isSuperSpreaderError, padId, rangeSize } from "@superspreader/core";
-import type { ConfigChange, FailedRange, IdRange, RunMetrics, StateStore, Versioned } from "@superspreader/core";
+import type { ConfigChange, FailedRange, FailureCounts, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
+import { NAME_PATTERN, checkEntry, checkLimit, checkName, checkRunId, checkTime, describeValue, invalidOption } from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
 import {
   type BackfillKeys,
@@ -9,29 +10,18 @@ import {
   deferredMember,
   failedMember,
   failedPrefix,
+  minuteFields,
   namesKey,
+  outstandingMember,
+  outstandingMemberOf,
   parseDeferredMember,
   parseDoneMember,
+  parseOutstanding,
   runKeys,
   splitFailedMember,
 } from "./keys.js";
 import { defineScripts, parseCorruptReply } from "./scripts.js";
-import {
-  checkClient,
-  checkConfigChange,
-  checkEntry,
-  checkExpectedVersion,
-  checkFailure,
-  checkLimit,
-  checkName,
-  checkPrefix,
-  checkRange,
-  checkRunId,
-  checkTime,
-  describeValue,
-  isValidName,
-  toJson,
-} from "./validate.js";
+import { checkClient, checkConfigChange, checkEntries, checkExpectedVersion, checkFailure, checkPrefix, toJson } from "./validate.js";
 
 /** Options of {@link createRedisStateStore}. */
 export interface RedisStateStoreOptions {
@@ -61,9 +51,11 @@ const BUCKET_WINDOW_MS = 60 * 60_000;
 /**
  * Creates a {@link StateStore} on an injected ioredis client.
  *
- * Every write is one atomic Lua script (one round trip); `markDone`, the per-batch
- * hot path, is a single `EVALSHA`. All keys of a backfill share the hash tag
- * `{name}`, so it works on Redis Cluster.
+ * Every method is one round trip: an atomic Lua script, or a single command where
+ * that is atomic by itself (`addOutstanding` and `touchOutstanding` are one `ZADD`).
+ * `markDone`, the per-batch hot path, is a single `EVALSHA` that also removes the
+ * batch's outstanding entry and resets the consecutive-failure count. All keys of a
+ * backfill share the hash tag `{name}`, so it works on Redis Cluster.
  *
  * @example
  * ```ts
@@ -78,9 +70,7 @@ const BUCKET_WINDOW_MS = 60 * 60_000;
  */
 export function createRedisStateStore(options: RedisStateStoreOptions): StateStore {
   if (typeof options !== "object" || options === null) {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `options must be an object with a client, got ${describeValue(options)}`, {
-      field: "options",
-    });
+    throw invalidOption("options", `must be an object with a client, got ${describeValue(options)}`);
   }
   checkClient(options.client);
   const prefix = options.prefix ?? "superspreader";
@@ -150,7 +140,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
 
     async list() {
       ensureOpen("list");
-      const members = (await call("list", names, () => client.smembers(names))).filter(isValidName);
+      const members = (await call("list", names, () => client.smembers(names))).filter((name) => NAME_PATTERN.test(name));
       const exists = await Promise.all(
         members.map((name) => {
           const { doc } = backfillKeys(prefix, name);
@@ -176,25 +166,29 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       return items.map((item) => parseConfigChange(configChanges, item));
     },
 
-    async markDone(name, runId, range, at) {
+    async markDone(name, runId, entry, at) {
       const keys = runOf("markDone", name, runId);
-      checkRange(range, "range");
+      checkEntry(entry);
       checkTime(at, "at");
-      const minute = Math.floor(at / 60_000) * 60_000;
-      const { beginId, endId } = range;
+      const { minute, cutoff } = minuteFields(at, BUCKET_WINDOW_MS);
+      const { beginId, endId } = entry;
+      const begin = padId(beginId);
+      const end = padId(endId);
       const added = await call("markDone", keys.done, () =>
         client.superspreaderMarkDone(
           keys.done,
           keys.metrics,
           keys.minutes,
-          padId(beginId),
-          padId(endId),
+          keys.outstanding,
+          begin,
+          end,
           beginId === 0n ? "" : padId(beginId - 1n),
           endId === MAX_ID ? "" : padId(endId + 1n),
-          rangeSize(range).toString(),
+          rangeSize(entry).toString(),
           String(at),
-          String(minute),
-          String(minute - BUCKET_WINDOW_MS),
+          minute,
+          cutoff,
+          outstandingMemberOf(begin, end, entry.cycle),
         ),
       );
       return added === 1;
@@ -215,9 +209,9 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
 
     async addDeferred(name, runId, entry) {
       const keys = runOf("addDeferred", name, runId);
-      checkEntry(entry, "entry");
+      checkEntry(entry);
       await call("addDeferred", keys.deferred, () =>
-        client.superspreaderAddDeferred(keys.deferred, keys.metrics, deferredMember(entry)),
+        client.superspreaderAddDeferred(keys.deferred, keys.metrics, keys.outstanding, deferredMember(entry), outstandingMember(entry)),
       );
     },
 
@@ -230,10 +224,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
 
     async removeDeferred(name, runId, entries) {
       const { deferred } = runOf("removeDeferred", name, runId);
-      if (!Array.isArray(entries)) {
-        throw new SuperSpreaderError("INVALID_ARGUMENT", `entries must be an array, got ${describeValue(entries)}`, { field: "entries" });
-      }
-      entries.forEach((entry, i) => checkEntry(entry, `entries[${i}]`));
+      checkEntries(entries);
       if (entries.length === 0) return;
       await call("removeDeferred", deferred, () => client.zrem(deferred, ...entries.map(deferredMember)));
     },
@@ -244,8 +235,64 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       const { error, errorName, attempts, at } = failure;
       const member = failedMember(failure, toJson({ error, errorName, attempts, at }, "failure"));
       await call("addFailed", keys.failed, () =>
-        client.superspreaderAddFailed(keys.failed, keys.metrics, failedPrefix(failure), member),
+        client.superspreaderAddFailed(keys.failed, keys.metrics, keys.outstanding, failedPrefix(failure), member, outstandingMember(failure)),
       );
+    },
+
+    async recordFailure(name, runId, at): Promise<FailureCounts> {
+      const keys = runOf("recordFailure", name, runId);
+      checkTime(at, "at");
+      const { minute, previous, cutoff } = minuteFields(at, BUCKET_WINDOW_MS);
+      const [consecutive, recentFailures, recentDone] = await call("recordFailure", keys.metrics, () =>
+        client.superspreaderRecordFailure(keys.metrics, keys.minutes, minute, previous, cutoff),
+      );
+      return { consecutive: Number(consecutive), recentFailures: Number(recentFailures), recentDone: Number(recentDone) };
+    },
+
+    async addOutstanding(name, runId, entries) {
+      const { outstanding } = runOf("addOutstanding", name, runId);
+      checkEntries(entries, true);
+      if (entries.length === 0) return;
+      // A plain ZADD: atomic on its own, and adding an entry again only moves its score.
+      const args = entries.flatMap((e) => [String(e.checkAt), outstandingMember(e)]);
+      await call("addOutstanding", outstanding, () => client.zadd(outstanding, ...args));
+    },
+
+    async listOutstanding(name, runId, dueBefore, limit) {
+      const { outstanding } = runOf("listOutstanding", name, runId);
+      checkTime(dueBefore, "dueBefore");
+      checkLimit(limit);
+      const flat = await call("listOutstanding", outstanding, () =>
+        client.superspreaderListOutstanding(outstanding, String(dueBefore), String(limit)),
+      );
+      const entries = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) entries.push(parseOutstanding(outstanding, String(flat[i]), String(flat[i + 1])));
+      return entries;
+    },
+
+    async touchOutstanding(name, runId, entries, checkAt) {
+      const { outstanding } = runOf("touchOutstanding", name, runId);
+      checkEntries(entries);
+      checkTime(checkAt, "checkAt");
+      if (entries.length === 0) return;
+      // XX: only members that exist, so an entry recorded meanwhile is not brought back.
+      const score = String(checkAt);
+      const args = entries.flatMap((e) => [score, outstandingMember(e)]);
+      await call("touchOutstanding", outstanding, () => client.zadd(outstanding, "XX", ...args));
+    },
+
+    async reclaimOutstanding(name, runId, entries): Promise<RangeEntry[]> {
+      const keys = runOf("reclaimOutstanding", name, runId);
+      checkEntries(entries);
+      if (entries.length === 0) return [];
+      const args = entries.flatMap((e) => [outstandingMember(e), deferredMember(e), padId(e.beginId), padId(e.endId)]);
+      const moved = await call("reclaimOutstanding", keys.outstanding, () =>
+        client.superspreaderReclaimOutstanding(keys.outstanding, keys.done, keys.deferred, keys.metrics, ...args),
+      );
+      return moved.map((position) => {
+        const { beginId, endId, cycle } = entries[Number(position) - 1] as RangeEntry;
+        return { beginId, endId, cycle };
+      });
     },
 
     async listFailed(name, runId, limit) {
@@ -255,10 +302,11 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       return members.map((member) => parseFailedMember(failed, member));
     },
 
-    async requeueFailed(name, runId) {
+    async requeueFailed(name, runId, since) {
       const keys = runOf("requeueFailed", name, runId);
+      if (since !== undefined) checkTime(since, "since");
       const moved = await call("requeueFailed", keys.failed, () =>
-        client.superspreaderRequeueFailed(keys.failed, keys.deferred, keys.metrics),
+        client.superspreaderRequeueFailed(keys.failed, keys.deferred, keys.metrics, since === undefined ? "" : String(since)),
       );
       return Number(moved);
     },
@@ -345,13 +393,20 @@ function parseMetrics(metricsKey: string, counters: Map<string, string>, minutes
   };
   const idsDone = counters.get("idsDone") ?? "0";
   if (!/^\d+$/.test(idsDone)) throw corrupt(metricsKey, `has idsDone = ${JSON.stringify(idsDone)}, expected a decimal`);
-  const lastDoneAt = counters.has("lastDoneAt") ? count("lastDoneAt") : null;
+  const rawLastDoneAt = counters.get("lastDoneAt");
+  let lastDoneAt: number | null = null;
+  if (rawLastDoneAt !== undefined) {
+    // Written with String(at): any finite number core accepts, in JavaScript's own notation.
+    lastDoneAt = /^-?\d+(\.\d+)?(e[+-]\d+)?$/.test(rawLastDoneAt) ? Number(rawLastDoneAt) : Number.NaN;
+    if (!Number.isFinite(lastDoneAt)) throw corrupt(metricsKey, `has lastDoneAt = ${JSON.stringify(rawLastDoneAt)}, expected epoch ms`);
+  }
   const recent = [...minutes].map(([field, raw]) => {
-    const m = /^(\d+):(\d{1,15})$/.exec(raw);
-    if (!/^\d{1,15}$/.test(field) || !m) {
-      throw corrupt(minutesKey, `has ${JSON.stringify(field)} = ${JSON.stringify(raw)}, expected <minute epoch ms> = "<ids>:<batches>"`);
+    const m = /^(\d+):(\d{1,15})(?::(\d{1,15}))?$/.exec(raw);
+    const minute = /^-?\d+$/.test(field) ? Number(field) : Number.NaN;
+    if (!Number.isFinite(minute) || !m) {
+      throw corrupt(minutesKey, `has ${JSON.stringify(field)} = ${JSON.stringify(raw)}, expected <minute epoch ms> = "<ids>:<batches>[:<failures>]"`);
     }
-    return { minute: Number(field), ids: BigInt(m[1] as string).toString(), batches: Number(m[2]) };
+    return { minute, ids: BigInt(m[1] as string).toString(), batches: Number(m[2]), failures: Number(m[3] ?? 0) };
   });
   recent.sort((a, b) => a.minute - b.minute);
   return {
@@ -359,6 +414,8 @@ function parseMetrics(metricsKey: string, counters: Map<string, string>, minutes
     idsDone: BigInt(idsDone).toString(),
     batchesFailed: count("batchesFailed"),
     batchesDeferred: count("batchesDeferred"),
+    batchesLost: count("batchesLost"),
+    consecutiveFailures: count("consecutiveFailures"),
     lastDoneAt,
     recent: recent.slice(-60),
   };

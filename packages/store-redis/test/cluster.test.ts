@@ -80,12 +80,17 @@ describe("on a cluster", () => {
     const names = ["alpha", "beta", "gamma"];
     for (const name of names) {
       await store.compareAndSet(name, 0, { name });
-      await store.markDone(name, "r", { beginId: 1n, endId: 5n }, 1);
+      await store.markDone(name, "r", { beginId: 1n, endId: 5n, cycle: 0 }, 1);
       await store.addFailed(name, "r", { beginId: 6n, endId: 9n, cycle: 0, error: "e", errorName: "E", attempts: 1, at: 1 });
       expect(await store.requeueFailed(name, "r")).toBe(1);
+      await store.addOutstanding(name, "r", [{ beginId: 10n, endId: 19n, cycle: 1, checkAt: 1 }]);
+      expect(await store.reclaimOutstanding(name, "r", [{ beginId: 10n, endId: 19n, cycle: 1 }])).toHaveLength(1);
+      expect((await store.recordFailure(name, "r", 1)).consecutive).toBe(1);
       const slots = new Set(
         await Promise.all(
-          ["doc", "run:r:done", "run:r:metrics", "run:r:deferred"].map((k) => cluster.call("CLUSTER", "KEYSLOT", `${prefix}:{${name}}:${k}`)),
+          ["doc", "run:r:done", "run:r:metrics", "run:r:minutes", "run:r:deferred", "run:r:failed", "run:r:outstanding"].map((k) =>
+            cluster.call("CLUSTER", "KEYSLOT", `${prefix}:{${name}}:${k}`),
+          ),
         ),
       );
       expect(slots.size).toBe(1);

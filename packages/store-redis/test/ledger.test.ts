@@ -26,7 +26,7 @@ const covered = (ledger: readonly IdRange[], r: IdRange): boolean => ledger.some
 describe("markDone ledger", () => {
   it("merges out-of-order completions into one range", async () => {
     const { store } = fresh();
-    const ranges = Array.from({ length: 60 }, (_, i) => ({ beginId: BigInt(i * 5), endId: BigInt(i * 5 + 4) }));
+    const ranges = Array.from({ length: 60 }, (_, i) => ({ beginId: BigInt(i * 5), endId: BigInt(i * 5 + 4), cycle: 0 }));
     const random = lcg(7);
     const shuffled = [...ranges].sort(() => random() - 0.5);
     for (const r of shuffled) expect(await store.markDone("bf", run, r, 1_000)).toBe(true);
@@ -36,24 +36,24 @@ describe("markDone ledger", () => {
 
   it("returns false for duplicates and covered sub-ranges and counts nothing for them", async () => {
     const { store } = fresh();
-    expect(await store.markDone("bf", run, { beginId: 10n, endId: 20n }, 1)).toBe(true);
-    expect(await store.markDone("bf", run, { beginId: 10n, endId: 20n }, 2)).toBe(false);
-    expect(await store.markDone("bf", run, { beginId: 12n, endId: 12n }, 3)).toBe(false);
-    expect(await store.markDone("bf", run, { beginId: 10n, endId: 10n }, 4)).toBe(false);
-    expect(await store.markDone("bf", run, { beginId: 20n, endId: 20n }, 5)).toBe(false);
+    expect(await store.markDone("bf", run, { beginId: 10n, endId: 20n, cycle: 0 }, 1)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: 10n, endId: 20n, cycle: 0 }, 2)).toBe(false);
+    expect(await store.markDone("bf", run, { beginId: 12n, endId: 12n, cycle: 0 }, 3)).toBe(false);
+    expect(await store.markDone("bf", run, { beginId: 10n, endId: 10n, cycle: 0 }, 4)).toBe(false);
+    expect(await store.markDone("bf", run, { beginId: 20n, endId: 20n, cycle: 0 }, 5)).toBe(false);
     // Partly new: counted, and merged with what it overlaps.
-    expect(await store.markDone("bf", run, { beginId: 15n, endId: 25n }, 6)).toBe(true);
-    expect(await store.markDone("bf", run, { beginId: 5n, endId: 9n }, 7)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: 15n, endId: 25n, cycle: 0 }, 6)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: 5n, endId: 9n, cycle: 0 }, 7)).toBe(true);
     expect(await store.listDone("bf", run)).toEqual([{ beginId: 5n, endId: 25n }]);
     expect(await store.metrics("bf", run)).toMatchObject({ batchesDone: 3, idsDone: "27", lastDoneAt: 7 });
   });
 
   it("swallows every range a wide completion spans", async () => {
     const { store } = fresh();
-    for (const b of [10n, 30n, 50n, 70n]) await store.markDone("bf", run, { beginId: b, endId: b + 4n }, 1);
-    await store.markDone("bf", run, { beginId: 100n, endId: 110n }, 1);
+    for (const b of [10n, 30n, 50n, 70n]) await store.markDone("bf", run, { beginId: b, endId: b + 4n, cycle: 0 }, 1);
+    await store.markDone("bf", run, { beginId: 100n, endId: 110n, cycle: 0 }, 1);
     // 12..69 touches 10..14 (overlap), swallows 30..34 and 50..54, and is adjacent to 70..74.
-    expect(await store.markDone("bf", run, { beginId: 12n, endId: 69n }, 1)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: 12n, endId: 69n, cycle: 0 }, 1)).toBe(true);
     expect(await store.listDone("bf", run)).toEqual([
       { beginId: 10n, endId: 74n },
       { beginId: 100n, endId: 110n },
@@ -69,7 +69,7 @@ describe("markDone ledger", () => {
       const range = { beginId, endId: beginId + BigInt(Math.floor(random() * 40)) };
       const expected = !covered(model, range);
       model = mergeRanges([...model, range]);
-      expect(await store.markDone("bf", run, range, 1), `completion ${i}: ${range.beginId}..${range.endId}`).toBe(expected);
+      expect(await store.markDone("bf", run, { ...range, cycle: i }, 1), `completion ${i}: ${range.beginId}..${range.endId}`).toBe(expected);
     }
     expect(await store.listDone("bf", run)).toEqual(model);
   });
@@ -77,12 +77,12 @@ describe("markDone ledger", () => {
   it("stays exact at 0, beyond 2^53, at 2^63-1 and beyond 64 bits", async () => {
     const { store } = fresh();
     const odd = 2n ** 53n + 1n;
-    await store.markDone("bf", run, { beginId: 0n, endId: 0n }, 1);
-    await store.markDone("bf", run, { beginId: odd, endId: odd }, 1);
-    await store.markDone("bf", run, { beginId: odd + 2n, endId: odd + 2n }, 1);
-    await store.markDone("bf", run, { beginId: BIG - 1n, endId: BIG }, 1);
-    await store.markDone("bf", run, { beginId: BIG + 1n, endId: BIG + 1n }, 1); // adjacent across 2^63
-    await store.markDone("bf", run, { beginId: MAX_ID, endId: MAX_ID }, 1);
+    await store.markDone("bf", run, { beginId: 0n, endId: 0n, cycle: 0 }, 1);
+    await store.markDone("bf", run, { beginId: odd, endId: odd, cycle: 0 }, 1);
+    await store.markDone("bf", run, { beginId: odd + 2n, endId: odd + 2n, cycle: 0 }, 1);
+    await store.markDone("bf", run, { beginId: BIG - 1n, endId: BIG, cycle: 0 }, 1);
+    await store.markDone("bf", run, { beginId: BIG + 1n, endId: BIG + 1n, cycle: 0 }, 1); // adjacent across 2^63
+    await store.markDone("bf", run, { beginId: MAX_ID, endId: MAX_ID, cycle: 0 }, 1);
     expect(await store.listDone("bf", run)).toEqual([
       { beginId: 0n, endId: 0n },
       { beginId: odd, endId: odd },
@@ -91,28 +91,28 @@ describe("markDone ledger", () => {
       { beginId: MAX_ID, endId: MAX_ID },
     ]);
     // Filling the one-id gap at 2^53+2 (not a double) joins its neighbours.
-    expect(await store.markDone("bf", run, { beginId: odd + 1n, endId: odd + 1n }, 1)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: odd + 1n, endId: odd + 1n, cycle: 0 }, 1)).toBe(true);
     expect((await store.listDone("bf", run))[1]).toEqual({ beginId: odd, endId: odd + 2n });
   });
 
   it("counts idsDone past the int64 range exactly", async () => {
     const { store } = fresh();
-    expect(await store.markDone("bf", run, { beginId: 0n, endId: MAX_ID - 1n }, 1)).toBe(true);
-    expect(await store.markDone("bf", run, { beginId: MAX_ID, endId: MAX_ID }, 1)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: 0n, endId: MAX_ID - 1n, cycle: 0 }, 1)).toBe(true);
+    expect(await store.markDone("bf", run, { beginId: MAX_ID, endId: MAX_ID, cycle: 0 }, 1)).toBe(true);
     expect(await store.listDone("bf", run)).toEqual([{ beginId: 0n, endId: MAX_ID }]);
     const m = await store.metrics("bf", run);
     expect(m.idsDone).toBe((MAX_ID + 1n).toString()); // 10^20 > 2^64
-    expect(m.recent).toEqual([{ minute: 0, ids: (MAX_ID + 1n).toString(), batches: 2 }]);
+    expect(m.recent).toEqual([{ minute: 0, ids: (MAX_ID + 1n).toString(), batches: 2, failures: 0 }]);
   });
 
   it("keeps per-minute buckets for the last 60 minutes only", async () => {
     const { prefix, store } = fresh();
     const t0 = Date.UTC(2026, 0, 1);
-    for (let i = 0; i < 90; i++) await store.markDone("bf", run, { beginId: BigInt(i * 10), endId: BigInt(i * 10 + 9) }, t0 + i * 60_000);
+    for (let i = 0; i < 90; i++) await store.markDone("bf", run, { beginId: BigInt(i * 10), endId: BigInt(i * 10 + 9), cycle: 0 }, t0 + i * 60_000);
     const m = await store.metrics("bf", run);
     expect(m.recent).toHaveLength(60);
-    expect(m.recent[0]).toEqual({ minute: t0 + 30 * 60_000, ids: "10", batches: 1 });
-    expect(m.recent[59]).toEqual({ minute: t0 + 89 * 60_000, ids: "10", batches: 1 });
+    expect(m.recent[0]).toEqual({ minute: t0 + 30 * 60_000, ids: "10", batches: 1, failures: 0 });
+    expect(m.recent[59]).toEqual({ minute: t0 + 89 * 60_000, ids: "10", batches: 1, failures: 0 });
     // Bounded in Redis too, not just in the reply.
     expect(await client.hlen(`${prefix}:{bf}:run:${run}:minutes`)).toBe(60);
   });
@@ -121,9 +121,9 @@ describe("markDone ledger", () => {
     const { prefix } = fresh();
     const own = newClient(); // a fresh socket, so the first call sends EVAL and the next EVALSHA
     const store = createRedisStateStore({ client: own, prefix });
-    const first = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 1n, endId: 10n }, 1));
-    const second = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 11n, endId: 20n }, 1));
-    const duplicate = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 1n, endId: 20n }, 1));
+    const first = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 1n, endId: 10n, cycle: 0 }, 1));
+    const second = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 11n, endId: 20n, cycle: 0 }, 1));
+    const duplicate = await countCommands(own, prefix, () => store.markDone("bf", run, { beginId: 1n, endId: 20n, cycle: 0 }, 1));
     expect(first.map((c) => c[0]?.toLowerCase())).toEqual(["eval"]);
     expect(second.map((c) => c[0]?.toLowerCase())).toEqual(["evalsha"]);
     expect(duplicate).toHaveLength(1);
@@ -139,7 +139,7 @@ describe("concurrency", () => {
     const stores = clients.map((c) => createRedisStateStore({ client: c, prefix }));
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        stores[i % stores.length]!.markDone("bf", run, { beginId: BigInt(i * 7), endId: BigInt(i * 7 + 6) }, 1_000),
+        stores[i % stores.length]!.markDone("bf", run, { beginId: BigInt(i * 7), endId: BigInt(i * 7 + 6), cycle: 0 }, 1_000),
       ),
     );
     expect(results.every(Boolean)).toBe(true);

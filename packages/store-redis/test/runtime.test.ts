@@ -15,14 +15,14 @@ const T0 = Date.parse("2026-11-16T00:00:00Z");
 const config = { batchSize: 100, duration: 10, perSecondOnPeak: 50, perSecondOffPeak: 50 };
 
 /** The core runtime on the Redis store, with the in-memory queue and a manual clock. */
-function world() {
+function world(queueOptions: { retryDelayMs?: number } = {}) {
   const prefix = randomPrefix();
   const clock = createManualClock(T0);
-  const queue = createMemoryJobQueue({ clock });
+  const queue = createMemoryJobQueue({ clock, ...queueOptions });
   const store = createRedisStateStore({ client, prefix });
   const spreader = createSuperSpreader({ queue, store, clock });
   const worker = createMemoryWorker({ queue, spreader });
-  return { prefix, queue, store, spreader, run: (maxJobs?: number) => worker.runUntilIdle(clock, maxJobs === undefined ? {} : { maxJobs }) };
+  return { prefix, clock, queue, store, spreader, run: (maxJobs?: number) => worker.runUntilIdle(clock, { maxJobs: maxJobs ?? 1_000_000 }) };
 }
 
 function counter(size: number) {
@@ -86,6 +86,58 @@ describe("the runtime on the Redis store", () => {
     await w.run();
     expect(ids.notOnce()).toBe(0);
     expect((await w.spreader.status("flaky")).status).toBe("completed");
+  });
+
+  it("enqueues again a batch job deleted from the queue and one the queue gave up on, and completes", async () => {
+    const w = world();
+    const ids = counter(5_000);
+    w.spreader.define("lossy", { source: createMemoryIdSource({ minId: 1, maxId: 5_000 }), config, handle: ids.handle });
+    const { runId } = await w.spreader.start("lossy");
+    await w.run(1); // the first tick plans cycle 0 and records its batches as outstanding
+    const batches = w.queue.all().filter((r) => r.job.data.kind === "batch");
+    const [deleted, givenUp] = [batches[3]!.job, batches[7]!.job];
+    expect(w.queue.remove(deleted.id)).toBe(true);
+    expect(w.queue.discard(givenUp.id, "job stalled more than allowable limit")).toBe(true);
+    const lost: string[] = [];
+    w.spreader.on("rangesLost", (e) => lost.push(...e.ranges.map((r) => `${r.beginId}..${r.endId} ${r.state}`)));
+    await w.run();
+    expect(ids.notOnce()).toBe(0);
+    expect((await w.spreader.status("lossy")).status).toBe("completed");
+    const range = (d: unknown) => `${(d as BatchJobData).beginId}..${(d as BatchJobData).endId}`;
+    expect(lost.sort()).toEqual([`${range(deleted.data)} missing`, `${range(givenUp.data)} failed`].sort());
+    expect(await w.store.metrics("lossy", runId)).toMatchObject({ batchesLost: 2, batchesDone: 50, idsDone: "5000", batchesFailed: 0 });
+    expect(await w.store.listOutstanding("lossy", runId, Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+    expect(await w.store.listDone("lossy", runId)).toEqual([{ beginId: 1n, endId: 5_000n }]);
+  });
+
+  it("holds through an outage without spending attempts, and resumes by itself", async () => {
+    // Retries wait a second, as on BullMQ and Bee-Queue: with none, a range spends all its
+    // attempts at the outage's first instant, before ten failures in a row can hold the run.
+    const w = world({ retryDelayMs: 1_000 });
+    const ids = counter(3_000);
+    const outage = { from: T0 + 2_000, to: T0 + 25_000 };
+    w.spreader.define("outage", {
+      source: createMemoryIdSource({ minId: 1, maxId: 3_000 }),
+      config: { ...config, perSecondOnPeak: 5, perSecondOffPeak: 5 },
+      handle: async (ctx) => {
+        const now = w.clock.now();
+        if (now >= outage.from && now < outage.to) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+        await ids.handle(ctx);
+      },
+    });
+    const events: string[] = [];
+    w.spreader.on("held", (e) => events.push(`held: ${e.reason}`));
+    w.spreader.on("resumed", (e) => events.push(`resumed by ${e.by}`));
+    const { runId } = await w.spreader.start("outage");
+    await w.run(10_000);
+    expect(ids.notOnce()).toBe(0);
+    expect((await w.spreader.status("outage")).status).toBe("completed");
+    expect(events[0]).toBe("held: 10 failed attempts in a row");
+    expect(events.at(-1)).toBe("resumed by probe");
+    const m = await w.store.metrics("outage", runId);
+    expect(m).toMatchObject({ batchesFailed: 0, consecutiveFailures: 0, idsDone: "3000" });
+    expect(m.recent.reduce((sum, b) => sum + b.failures, 0)).toBeGreaterThanOrEqual(10);
+    expect(await w.store.listFailed("outage", runId, 10)).toEqual([]);
   });
 
   it("spends at most 3 Redis commands on a batch", async () => {

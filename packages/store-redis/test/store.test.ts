@@ -38,14 +38,14 @@ describe("arguments are checked before anything is written", () => {
   const calls: Array<[string, (s: StateStore) => Promise<unknown>]> = [
     ["empty name", (s) => s.get("")],
     ["name with {", (s) => s.compareAndSet("a{b", 0, {})],
-    ["name with }", (s) => s.markDone("a}b", run, range, 1)],
+    ["name with }", (s) => s.markDone("a}b", run, entry, 1)],
     ["non-string name", (s) => s.get(7 as never)],
-    ["bad runId", (s) => s.markDone("bf", "a:b", range, 1)],
-    ["negative begin", (s) => s.markDone("bf", run, { beginId: -1n, endId: 2n }, 1)],
-    ["begin > end", (s) => s.markDone("bf", run, { beginId: 3n, endId: 2n }, 1)],
-    ["end beyond MAX_ID", (s) => s.markDone("bf", run, { beginId: 1n, endId: MAX_ID + 1n }, 1)],
-    ["number ids", (s) => s.markDone("bf", run, { beginId: 1, endId: 2 } as never, 1)],
-    ["fractional at", (s) => s.markDone("bf", run, range, 1.5)],
+    ["bad runId", (s) => s.markDone("bf", "a:b", entry, 1)],
+    ["negative begin", (s) => s.markDone("bf", run, { beginId: -1n, endId: 2n, cycle: 0 }, 1)],
+    ["begin > end", (s) => s.markDone("bf", run, { beginId: 3n, endId: 2n, cycle: 0 }, 1)],
+    ["end beyond MAX_ID", (s) => s.markDone("bf", run, { beginId: 1n, endId: MAX_ID + 1n, cycle: 0 }, 1)],
+    ["number ids", (s) => s.markDone("bf", run, { beginId: 1, endId: 2, cycle: 0 } as never, 1)],
+    ["infinite at", (s) => s.markDone("bf", run, entry, Number.POSITIVE_INFINITY)],
     ["non-integer expectedVersion", (s) => s.compareAndSet("bf", 0.5, {})],
     ["negative expectedVersion", (s) => s.compareAndSet("bf", -1, {})],
     ["undefined value", (s) => s.compareAndSet("bf", 0, undefined)],
@@ -57,6 +57,16 @@ describe("arguments are checked before anything is written", () => {
     ["failure without error", (s) => s.addFailed("bf", run, { ...failure, error: undefined } as never)],
     ["one bad entry among good ones", (s) => s.removeDeferred("bf", run, [entry, { ...entry, endId: 0n }])],
     ["change without actor", (s) => s.appendConfigChange("bf", { at: 1, changes: {} } as never)],
+    ["markDone without a cycle", (s) => s.markDone("bf", run, range as never, 1)],
+    ["NaN failure time", (s) => s.recordFailure("bf", run, Number.NaN)],
+    ["entries not an array", (s) => s.addOutstanding("bf", run, "1-10" as never)],
+    ["outstanding entry without checkAt", (s) => s.addOutstanding("bf", run, [{ ...entry, checkAt: 1 }, entry as never])],
+    ["outstanding entry with a bad cycle", (s) => s.addOutstanding("bf", run, [{ ...entry, cycle: 2 ** 53, checkAt: 1 }])],
+    ["infinite dueBefore", (s) => s.listOutstanding("bf", run, Number.POSITIVE_INFINITY, 10)],
+    ["listOutstanding limit 0", (s) => s.listOutstanding("bf", run, 1, 0)],
+    ["touch with a string checkAt", (s) => s.touchOutstanding("bf", run, [entry], "5" as never)],
+    ["touch with a reversed entry", (s) => s.touchOutstanding("bf", run, [{ beginId: 5n, endId: 1n, cycle: 0 }], 5)],
+    ["reclaim with a number id", (s) => s.reclaimOutstanding("bf", run, [{ beginId: 1, endId: 2n, cycle: 0 } as never])],
   ];
 
   it.each(calls)("%s", async (_label, act) => {
@@ -64,6 +74,21 @@ describe("arguments are checked before anything is written", () => {
     const store = createRedisStateStore({ client, prefix });
     await expect(act(store)).rejects.toMatchObject(invalid);
     expect(await scanKeys(client, prefix)).toEqual([]);
+  });
+
+  it.each([
+    ["at", (s: StateStore) => s.markDone("bf", run, entry, Number.NaN)],
+    ["entry.cycle", (s: StateStore) => s.markDone("bf", run, { ...range, cycle: -1 }, 1)],
+    ["entries[1].checkAt", (s: StateStore) => s.addOutstanding("bf", run, [{ ...entry, checkAt: 1 }, { ...entry, checkAt: Number.NaN }])],
+    ["entries[0]", (s: StateStore) => s.reclaimOutstanding("bf", run, [{ ...entry, endId: 0n }])],
+    ["dueBefore", (s: StateStore) => s.listOutstanding("bf", run, Number.NaN, 1)],
+    ["checkAt", (s: StateStore) => s.touchOutstanding("bf", run, [entry], Number.NaN)],
+    ["failure.at", (s: StateStore) => s.addFailed("bf", run, { ...failure, at: Number.NaN })],
+    ["since", (s: StateStore) => s.requeueFailed("bf", run, "yesterday" as never)],
+    ["runId", (s: StateStore) => s.recordFailure("bf", "", 1)],
+  ] as const)("names the field %s", async (field, act) => {
+    const store = createRedisStateStore({ client, prefix: randomPrefix() });
+    await expect(act(store)).rejects.toMatchObject({ ...invalid, field, message: expect.stringContaining(field) });
   });
 });
 
@@ -73,9 +98,11 @@ describe("keys", () => {
     const store = createRedisStateStore({ client, prefix });
     await store.compareAndSet("bf", 0, { a: 1 });
     await store.appendConfigChange("bf", { at: 1, actor: "code", changes: {} });
-    await store.markDone("bf", run, { beginId: 1n, endId: 10n }, 1);
+    await store.markDone("bf", run, { beginId: 1n, endId: 10n, cycle: 0 }, 1);
     await store.addDeferred("bf", run, { beginId: 11n, endId: 20n, cycle: 1 });
     await store.addFailed("bf", run, { beginId: 21n, endId: 30n, cycle: 1, error: "e", errorName: "E", attempts: 1, at: 1 });
+    await store.addOutstanding("bf", run, [{ beginId: 31n, endId: 40n, cycle: 1, checkAt: 1 }]);
+    await store.recordFailure("bf", run, 1);
     const tagged = `${prefix}:{bf}:`;
     expect(await scanKeys(client, prefix)).toEqual(
       [
@@ -85,6 +112,7 @@ describe("keys", () => {
         `${tagged}run:${run}:done`,
         `${tagged}run:${run}:deferred`,
         `${tagged}run:${run}:failed`,
+        `${tagged}run:${run}:outstanding`,
         `${tagged}run:${run}:metrics`,
         `${tagged}run:${run}:minutes`,
       ].sort(),
@@ -94,7 +122,7 @@ describe("keys", () => {
   it("stores the ledger as lexicographic, zero-padded members with score 0", async () => {
     const prefix = randomPrefix();
     const store = createRedisStateStore({ client, prefix });
-    await store.markDone("bf", run, { beginId: 2n ** 63n - 1n, endId: 2n ** 63n - 1n }, 1);
+    await store.markDone("bf", run, { beginId: 2n ** 63n - 1n, endId: 2n ** 63n - 1n, cycle: 0 }, 1);
     expect(await client.zrange(`${prefix}:{bf}:run:${run}:done`, "0", "-1", "WITHSCORES")).toEqual([
       "09223372036854775807:09223372036854775807",
       "0",
@@ -163,6 +191,22 @@ describe("deferred and failed", () => {
       { beginId: 1n, endId: 10n, cycle: 2 },
     ]);
     expect((await store.metrics("bf", run)).batchesDeferred).toBe(2);
+  });
+});
+
+describe("requeueFailed since a time", () => {
+  it("compares the records' own times exactly, fractional ones too, and leaves the rest failed", async () => {
+    const store = createRedisStateStore({ client, prefix: randomPrefix() });
+    const failure = (beginId: bigint, at: number) => ({ beginId, endId: beginId, cycle: 3, error: "e", errorName: "E", attempts: 3, at });
+    for (let i = 0; i < 600; i++) await store.addFailed("bf", run, failure(BigInt(i), i === 599 ? 1_000.25 : i));
+    expect(await store.requeueFailed("bf", run, 1_000.25)).toBe(1);
+    expect(await store.requeueFailed("bf", run, 1_000.25)).toBe(0);
+    expect(await store.requeueFailed("bf", run, 100)).toBe(499);
+    expect(await store.listFailed("bf", run, 1_000)).toHaveLength(100);
+    expect((await store.listFailed("bf", run, 1))[0]).toEqual(failure(99n, 99));
+    expect(await store.metrics("bf", run)).toMatchObject({ batchesDeferred: 500, batchesFailed: 600 });
+    expect(await store.requeueFailed("bf", run)).toBe(100);
+    expect(await store.listDeferred("bf", run, 1_000)).toHaveLength(600);
   });
 });
 
