@@ -10,7 +10,7 @@ const HEARTBEAT_MS = 15_000;
 /** How long the browser waits before reconnecting a dropped stream. */
 const RETRY_MS = 3_000;
 /** Events of this process that change what the page shows at once (the rest shows at the next refresh). */
-const PROMPT_EVENTS: readonly SuperSpreaderEventName[] = ["started", "paused", "resumed", "cancelled", "completed", "configChanged"];
+const PROMPT_EVENTS: readonly SuperSpreaderEventName[] = ["started", "paused", "resumed", "held", "cancelled", "completed", "configChanged"];
 
 interface Subscriber {
   readonly access: Access;

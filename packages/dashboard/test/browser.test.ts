@@ -11,6 +11,7 @@ import {
   type JobQueue,
   type StateStore,
   type SuperSpreader,
+  validateConfig,
 } from "@superspreader/core";
 import { createRedisStateStore } from "@superspreader/store-redis";
 import type { Redis } from "ioredis";
@@ -39,6 +40,8 @@ const HOSTILE_ERROR = '<img src=x onerror="window.__pwned=1">upstream said <b>no
 const HOSTILE_REASON = "<script>window.__pwned=2</script><b>maintenance</b>";
 const ACTOR = "alice <b>ops</b>";
 const ORDERS_MAX = 3_000_000n;
+/** Whether this core holds runs after a burst of failures (its configs then take `hold`). */
+const HOLDS = "hold" in validateConfig({ batchSize: 1, duration: 1, perSecondOnPeak: 0, perSecondOffPeak: 0 });
 const HUGE_MAX = 10n ** 12n;
 
 /** vitest's expect.poll, with a timeout fit for a page that updates every half second. */
@@ -59,6 +62,8 @@ describe("the dashboard in Chromium, over a Redis-backed backfill in progress wi
   let evil: TestServer;
   let browser: Browser;
   let ops: Dashboard;
+  /** The outage backfill's database: down until a test brings it back. */
+  let databaseDown = true;
   const dashboards: Dashboard[] = [];
   /** Requests that reached the server, with the status they got (to check forged ones). */
   const served: Array<{ method: string; url: string; status: number; origin: string | undefined }> = [];
@@ -85,15 +90,24 @@ describe("the dashboard in Chromium, over a Redis-backed backfill in progress wi
     });
     spreader.define("flaky", {
       source: createMemoryIdSource({ minId: 1n, maxId: 50_000n }),
-      config: { batchSize: 1000, duration: 1, perSecondOnPeak: 25, perSecondOffPeak: 25, maxAttempts: 1 },
+      // No hold: every range runs, so the run ends as failed with its 25 failures recorded.
+      config: { batchSize: 1000, duration: 1, perSecondOnPeak: 25, perSecondOffPeak: 25, maxAttempts: 1, ...(HOLDS ? { hold: false as const } : {}) },
       async handle({ beginId }) {
         if (beginId <= 20_000n) throw new Error(`${HOSTILE_ERROR}${beginId}`);
         if (beginId <= 25_000n) throw new TypeError("<script>window.__pwned=3</script> is not a row");
       },
     });
+    spreader.define("outage", {
+      source: createMemoryIdSource({ minId: 1n, maxId: 1_000_000n }),
+      config: { batchSize: 1000, duration: 1, perSecondOnPeak: 10, perSecondOffPeak: 10, maxAttempts: 1, ...(HOLDS ? { hold: { consecutiveFailures: 3, probeAfter: 3600, maxProbeInterval: 3600 } } : {}) },
+      async handle() {
+        if (databaseDown) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+      },
+    });
     worker = await runBullMQWorker({ spreader, connection: redis, queueName, concurrency: 8, onError: () => {} });
     await spreader.start("orders", { actor: "setup", reason: "first run" });
     await spreader.start("flaky", { actor: "setup" });
+    await spreader.start("outage", { actor: "setup" });
 
     // A backfill of 10^12 ids, advanced by a few exact batches (an in-memory queue writing to the same store).
     const clock = createManualClock(Date.now() - 60_000);
@@ -382,6 +396,29 @@ describe("the dashboard in Chromium, over a Redis-backed backfill in progress wi
       await waitUntil("the retry to be recorded", async () => "requeuedFailedRanges" in ((await store.listConfigChanges("flaky", 1))[0]?.changes ?? {}));
       const [retry] = await store.listConfigChanges("flaky", 1);
       expect(retry).toMatchObject({ actor: ACTOR, changes: { requeuedFailedRanges: { to: failed } } });
+      await expectClean(w);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  it("shows a run that held itself after a burst of failures, with why, and resumes it", async () => {
+    try {
+      await waitUntil("outage to hold", async () => (await spreader.status("outage")).status === "held", 20_000);
+      const w = await open(`${server.origin}/ops/`);
+      await poll(() => row(w.page, "outage").locator(".state").textContent()).toBe("held");
+      expect(await row(w.page, "outage").locator(".state").getAttribute("title")).toMatch(/^held since .*: .+/);
+      await row(w.page, "outage").locator("a.name").click();
+      const hold = w.page.locator(".summary [data-item='Held']");
+      await poll(() => hold.textContent()).toContain("ECONNREFUSED 127.0.0.1:5432");
+      expect(await hold.isVisible()).toBe(true);
+      expect(await w.page.locator("button[data-action=pause]").isEnabled()).toBe(true);
+      databaseDown = false;
+      await poll(() => w.page.locator("button[data-action=resume]").isEnabled()).toBe(true);
+      await w.page.click("button[data-action=resume]");
+      await poll(async () => (await spreader.status("outage")).status).toBe("running");
+      await poll(() => w.page.locator(".detail-head .state").textContent()).toBe("running");
+      expect(await hold.isVisible()).toBe(false);
       await expectClean(w);
     } finally {
       await closeAll();
