@@ -1,6 +1,6 @@
 /**
- * `@superspreader/core/adapter`: what authors of queues, stores, sources and worker runners
- * need, kept out of the user-facing entry. Every adapter of this repository checks its
+ * `@superspreader/core/adapter`: what authors of queues, stores, sources, worker runners and
+ * operator tools (the CLI, the dashboard) need, kept out of the user-facing entry. Every adapter of this repository checks its
  * options and port arguments with these, so a bad option reads the same everywhere: an
  * `INVALID_ARGUMENT` error naming the field and the value.
  *
@@ -21,6 +21,7 @@ export {
   NAME_PATTERN,
 } from "./validate-args.js";
 export { describeValue } from "./errors.js";
+export { didYouMean } from "./suggest.js";
 
 /**
  * The error for a bad option: `[superspreader] <field> <message>`, code `INVALID_ARGUMENT`.

@@ -2,6 +2,7 @@ import { SuperSpreaderError, describeValue } from "./errors.js";
 import { onPeakIn, parsePeak, type PeakInput, type PeakSchedule } from "./peak.js";
 import { ceilProduct, formatRational, toRational } from "./rational.js";
 import { checkBatchSize, checkDuration } from "./spread.js";
+import { didYouMean } from "./suggest.js";
 
 /** Most batches one cycle may plan; a larger cycle is almost certainly a typo in duration or rate. */
 export const MAX_BATCHES_PER_CYCLE = 100_000;
@@ -153,7 +154,12 @@ function parseHold(value: unknown): HoldPolicy | null {
   const raw = value as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!HOLD_KEYS.includes(key)) {
-      throw new SuperSpreaderError("INVALID_CONFIG", `hold.${key} is not a known field (expected one of ${HOLD_KEYS.join(", ")})`, { field: `hold.${key}` });
+      const hint = didYouMean(key, HOLD_KEYS);
+      throw new SuperSpreaderError(
+        "INVALID_CONFIG",
+        `hold.${key} is not a known field${hint ? `: did you mean ${hint}?` : ""} (expected one of ${HOLD_KEYS.join(", ")})`,
+        { field: `hold.${key}` },
+      );
     }
   }
   const whole = (key: keyof HoldPolicy) => {
@@ -202,13 +208,31 @@ function checkRate(value: unknown, field: string): number {
  * ```
  */
 export function validateConfig(input: unknown): BackfillConfig {
+  return validate(input, false);
+}
+
+/**
+ * Validates a config read back from the store. The same checks, but a time zone that an
+ * earlier version accepted (an abbreviation such as "EST", a link such as "US/Pacific") is
+ * kept, so a stored backfill never turns unreadable; new input must use canonical names.
+ */
+export function validateStoredConfig(input: unknown): BackfillConfig {
+  return validate(input, true);
+}
+
+function validate(input: unknown, stored: boolean): BackfillConfig {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new SuperSpreaderError("INVALID_CONFIG", `config must be an object, got ${describeValue(input)}`, { field: "config" });
   }
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!KEYS.includes(key)) {
-      throw new SuperSpreaderError("INVALID_CONFIG", `config.${key} is not a known field (expected one of ${KEYS.join(", ")})`, { field: key });
+      const hint = didYouMean(key, KEYS);
+      throw new SuperSpreaderError(
+        "INVALID_CONFIG",
+        `config.${key} is not a known field${hint ? `: did you mean ${hint}?` : ""} (expected one of ${KEYS.join(", ")})`,
+        { field: key },
+      );
     }
   }
   const batchSize = checkBatchSize(raw.batchSize);
@@ -232,7 +256,7 @@ export function validateConfig(input: unknown): BackfillConfig {
       );
     }
   }
-  const peak = raw.peak === undefined || raw.peak === null ? null : parsePeak(raw.peak);
+  const peak = raw.peak === undefined || raw.peak === null ? null : parsePeak(raw.peak, "peak", stored);
   const maxAttempts = raw.maxAttempts ?? 3;
   if (typeof maxAttempts !== "number" || !Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
     throw new SuperSpreaderError("INVALID_CONFIG", `maxAttempts must be a whole number from 1 to 1000, got ${describeValue(maxAttempts)}`, {

@@ -1,5 +1,5 @@
 import type { BackfillConfig, BackfillConfigInput } from "./config.js";
-import { validateConfig } from "./config.js";
+import { validateStoredConfig } from "./config.js";
 import { SuperSpreaderError } from "./errors.js";
 import type { BatchJobData, JobData, TickJobData } from "./ports.js";
 import { NAME_PATTERN } from "./validate-args.js";
@@ -230,7 +230,7 @@ export function parseDoc(name: string, value: unknown, validated: (config: unkno
   for (const key of ["nextTickAt", "startedAt", "updatedAt"]) if (!isTime(d[key])) throw corrupt(what, `field ${key} is ${JSON.stringify(d[key])}`);
   let config: BackfillConfig;
   try {
-    config = validated(d.config) ?? validateConfig(d.config);
+    config = validated(d.config) ?? validateStoredConfig(d.config);
   } catch (error) {
     throw new SuperSpreaderError("CORRUPT_DATA", `${what} its config is invalid: ${(error as Error).message}`, { cause: error });
   }

@@ -1,5 +1,5 @@
 import { IANAZone } from "luxon";
-import { validateConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
 import { gridAt } from "./cycle.js";
 import type { StoredPace } from "./doc.js";
 import { cycleOffsetMs, firstCycleAtOrAfter, slotOfBatch, slotsBefore } from "./pacing.js";
@@ -265,7 +265,7 @@ export function estimate(options: EstimateOptions): Estimate {
   if (typeof options !== "object" || options === null) {
     throw new SuperSpreaderError("INVALID_ARGUMENT", `options must be { config, from, idsRemaining }, got ${describeValue(options)}`, { field: "options" });
   }
-  const config = validateConfig(options.config);
+  const config = validateStoredConfig(options.config);
   const from = toMs(options.from, "from");
   const fresh = parseId(options.idsRemaining, "idsRemaining");
   const requeued = checkRanges(options.requeued ?? [], "requeued");
@@ -360,7 +360,7 @@ export function observedRate(metrics: { readonly recent: ReadonlyArray<{ readonl
  * ```
  */
 export function nextWindowChange(config: BackfillConfig | BackfillConfigInput, at: Date | number): WindowChange | null {
-  const valid = validateConfig(config);
+  const valid = validateStoredConfig(config);
   const start = toMs(at, "at");
   const windows = windowWalker(valid.peak);
   const first = windows(start);

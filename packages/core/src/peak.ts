@@ -101,19 +101,62 @@ function parseHours(value: unknown, field: string): [number, number] {
   return [begin as number, end as number];
 }
 
-/** Checks an IANA zone name and returns luxon's spelling of it. */
-export function checkTimezone(value: unknown, field = "peak.timezone"): string {
+/** Abbreviations people write for a zone, and the place they almost always mean. */
+const ABBREVIATIONS: Record<string, string> = {
+  EST: "America/New_York", EDT: "America/New_York", ET: "America/New_York", EST5EDT: "America/New_York",
+  CST: "America/Chicago", CDT: "America/Chicago", CT: "America/Chicago", CST6CDT: "America/Chicago",
+  MST: "America/Denver (or America/Phoenix, which keeps standard time)", MDT: "America/Denver", MT: "America/Denver", MST7MDT: "America/Denver",
+  PST: "America/Los_Angeles", PDT: "America/Los_Angeles", PT: "America/Los_Angeles", PST8PDT: "America/Los_Angeles",
+  AKST: "America/Anchorage", HST: "Pacific/Honolulu", GMT: "UTC", Z: "UTC", UCT: "UTC", ZULU: "UTC",
+  BST: "Europe/London", CET: "Europe/Paris (or your city in Europe)", CEST: "Europe/Paris (or your city in Europe)",
+  EET: "Europe/Athens (or your city)", WET: "Europe/Lisbon", JST: "Asia/Tokyo", KST: "Asia/Seoul",
+  AEST: "Australia/Sydney", AEDT: "Australia/Sydney", IST: "Asia/Kolkata (or Europe/Dublin)",
+};
+/** Areas of the backward-compatibility links ("US/Pacific") and fixed offsets ("Etc/GMT+5"): not places. */
+const LINK_AREAS = ["US", "Canada", "Mexico", "Brazil", "Chile", "Etc", "SystemV"];
+let canonical: Map<string, string> | null = null;
+
+/** The canonical spelling of a zone name, case-insensitively, from the runtime's list of zones. */
+function canonicalName(value: string): string | undefined {
+  if (canonical === null) {
+    canonical = new Map<string, string>([["utc", "UTC"]]);
+    for (const zone of Intl.supportedValuesOf("timeZone")) canonical.set(zone.toLowerCase(), zone);
+  }
+  return canonical.get(value.toLowerCase());
+}
+
+/**
+ * Checks an IANA zone name and returns its canonical spelling ("america/los_angeles" →
+ * "America/Los_Angeles"). Abbreviations ("PST", "EST": fixed offsets, or another zone than
+ * meant) and backward links ("US/Pacific", "Etc/GMT+5") are refused, naming the intended
+ * zone when it is obvious. `lenient` accepts anything luxon accepts, as earlier versions did
+ * (for configs already stored).
+ */
+export function checkTimezone(value: unknown, field = "peak.timezone", lenient = false): string {
   if (typeof value !== "string" || !IANAZone.isValidZone(value)) {
     throw invalid(field, `must be an IANA time zone such as "America/Los_Angeles", got ${describeValue(value)}`);
   }
-  return value;
+  if (lenient) return value;
+  const known = canonicalName(value);
+  if (known !== undefined && !known.startsWith("Etc/") && (known.includes("/") || known === "UTC")) return known;
+  const [area] = value.split("/");
+  const place = value.includes("/") && !LINK_AREAS.some((a) => a.toLowerCase() === area?.toLowerCase());
+  // Modern names the runtime's zone list spells the older way (Asia/Kolkata, Europe/Kyiv) are places too.
+  if (place) return value;
+  const resolved = new Intl.DateTimeFormat("en-US", { timeZone: value }).resolvedOptions().timeZone;
+  const meant = ABBREVIATIONS[value.toUpperCase()] ?? (resolved.includes("/") && !resolved.startsWith("Etc/") ? resolved : undefined);
+  throw invalid(
+    field,
+    `must be a canonical IANA time zone (a place, so daylight saving time is right), got ${describeValue(value)}` +
+      (meant ? `: did you mean "${meant}"?` : ': name the place, e.g. "America/Los_Angeles" or "Europe/Berlin"'),
+  );
 }
 
 /**
  * Validates a peak schedule written in a config and returns its normal form.
  * Throws `INVALID_CONFIG` naming the field (`peak.windows[1].hours[0]`, …) and the value.
  */
-export function parsePeak(input: unknown, field = "peak"): PeakSchedule {
+export function parsePeak(input: unknown, field = "peak", lenient = false): PeakSchedule {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw invalid(field, `must be an object { timezone, days, hours } or { timezone, windows }, got ${describeValue(input)}`);
   }
@@ -125,7 +168,7 @@ export function parsePeak(input: unknown, field = "peak"): PeakSchedule {
       throw invalid(`${field}.${key}`, `is not a known field (expected ${allowed.join(", ")}${inline ? "; use windows: [...] for several windows" : ""})`);
     }
   }
-  const timezone = checkTimezone(raw.timezone, `${field}.timezone`);
+  const timezone = checkTimezone(raw.timezone, `${field}.timezone`, lenient);
   const rawWindows: unknown[] = inline ? [{ days: raw.days, hours: raw.hours }] : (raw.windows as unknown[]);
   if (!Array.isArray(rawWindows) || rawWindows.length === 0) {
     throw invalid(`${field}.windows`, `must be a non-empty array of { days, hours }, got ${describeValue(raw.windows)}`);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { validateStoredConfig } from "../src/config.js";
 import { MIN_DURATION_SECONDS, isSuperSpreaderError, validateConfig } from "../src/index.js";
 
 const good = { batchSize: 70, duration: 180, perSecondOnPeak: 3, perSecondOffPeak: 7.5 };
@@ -33,6 +34,32 @@ describe("validateConfig", () => {
 
   it("turns holds off with hold: false and late deferral off with maxLateness: null", () => {
     expect(validateConfig({ ...good, hold: false, maxLateness: null })).toMatchObject({ hold: null, maxLateness: null });
+  });
+
+  it("suggests the field a misspelt key meant", () => {
+    expect(errorOf({ ...good, perSecondOffpeak: 10 }).message).toContain("config.perSecondOffpeak is not a known field: did you mean perSecondOffPeak?");
+    expect(errorOf({ ...good, hold: { consecutivefailures: 3 } }).message).toContain("did you mean consecutiveFailures?");
+    expect(errorOf({ ...good, colour: 1 }).message).not.toContain("did you mean");
+  });
+
+  it.each([
+    ["PST", 'did you mean "America/Los_Angeles"?'],
+    ["EST", 'did you mean "America/New_York"?'],
+    ["US/Pacific", 'did you mean "America/Los_Angeles"?'],
+    ["EST5EDT", 'did you mean "America/New_York"?'],
+    ["Etc/GMT+5", "name the place"],
+  ])("refuses the non-canonical time zone %s, naming the intended one when obvious", (timezone, hint) => {
+    const error = errorOf({ ...good, peak: { timezone, days: "Mon-Fri", hours: [9, 17] } });
+    expect(error.field).toBe("peak.timezone");
+    expect(error.message).toContain(`must be a canonical IANA time zone (a place, so daylight saving time is right), got "${timezone}"`);
+    expect(error.message).toContain(hint);
+  });
+
+  it("accepts canonical zones in any case, spelt canonically, and keeps a stored zone an earlier version accepted", () => {
+    expect(validateConfig({ ...good, peak: { timezone: "america/los_angeles", days: "Mon", hours: [1, 2] } }).peak?.timezone).toBe("America/Los_Angeles");
+    expect(validateConfig({ ...good, peak: { timezone: "UTC", days: "Mon", hours: [1, 2] } }).peak?.timezone).toBe("UTC");
+    expect(validateConfig({ ...good, peak: { timezone: "Asia/Kolkata", days: "Mon", hours: [1, 2] } }).peak?.timezone).toBe("Asia/Kolkata");
+    expect(validateStoredConfig({ ...good, peak: { timezone: "PST", days: "Mon", hours: [1, 2] } }).peak?.timezone).toBe("PST");
   });
 
   it("says the shortest duration when one is too short to be a cycle", () => {
