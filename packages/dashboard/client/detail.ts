@@ -311,7 +311,7 @@ export class DetailView {
   private readonly problemEl = h("p", { class: "problem", role: "alert", hidden: true });
   private readonly stateEl = span("state");
   private readonly runEl = span("sub");
-  private readonly bar = h("progress", { max: "1", value: "0" });
+  private readonly bar = h("progress", { max: "1", value: "0", "aria-label": "Progress over the id space" });
   private readonly t = {
     progress: span("nums"),
     remaining: span("nums"),

@@ -109,7 +109,7 @@ export class ListView {
       link: h("a", { href: hrefOf(row.name), class: "name" }),
       run: cell("sub"),
       state: cell("state"),
-      bar: h("progress", { max: "1", value: "0" }),
+      bar: h("progress", { max: "1", value: "0", "aria-label": `Progress of ${row.name}` }),
       progress: cell("nums"),
       rows: cell("sub"),
       rate: cell("nums"),
