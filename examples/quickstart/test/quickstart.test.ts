@@ -36,7 +36,8 @@ describe("examples/quickstart on PostgreSQL, Redis and BullMQ", () => {
     // Graceful: running batches were handed back at once, not waited for up to the shutdown timeout.
     expect(Date.now() - stoppedAt).toBeLessThan(10_000);
     expect(first.output()).toContain("reencrypt-messages: running, 0 of 2100 ids done");
-    expect(first.output()).not.toMatch(/error/i);
+    // No stack trace: an aborted batch is handed back, not reported as a failure.
+    expect(first.output()).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
     const done = await countReencrypted(database.url);
     expect(done).toBeLessThan(2100);
 
