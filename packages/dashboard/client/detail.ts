@@ -544,7 +544,7 @@ export class DetailView {
     button.disabled = true;
     try {
       const path = backfillPath(this.name, `/${key === "restart" ? "start" : key}`);
-      const { body: answer } = await send<{ row?: WireRow; requeued?: number; runId?: string }>("POST", path, body, row.etag);
+      const { body: answer } = await send<{ row?: WireRow; requeued?: number; runId?: string; requested?: boolean }>("POST", path, body, row.etag);
       if (answer.row) this.ctx.row(answer.row);
       this.reason.value = "";
       this.confirm.hidden = true;
@@ -554,7 +554,7 @@ export class DetailView {
         retry: `Queued ${answer.requeued ?? 0} failed ranges of ${this.name} again.`,
         cancel: `Cancelled ${this.name}.`,
         repair: `Repaired ${this.name}.`,
-        restart: `Started run ${answer.runId ?? ""} of ${this.name}.`,
+        restart: answer.requested ? `Asked the workers to start a new run of ${this.name}.` : `Started run ${answer.runId ?? ""} of ${this.name}.`,
       }[key];
       this.ctx.notify("ok", done);
     } catch (error) {

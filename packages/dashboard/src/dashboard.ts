@@ -275,15 +275,33 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return json(200, result, { etag: `"${etagOf(status)}"` });
   };
 
+  /**
+   * The status monitor of a start. A start this process could not carry out (a dashboard without
+   * the app's queue, as the CLI runs it) is a request that a worker fulfils with a run of its own:
+   * the monitor then carries `?since=` (when it was requested) and follows the run started since.
+   */
   const monitor = async (route: Route, name: string, runId: string) => {
     await requireView(route, name);
     const status = await readStatus(name, true);
-    if (status.runId !== runId) {
+    const sinceParam = route.url.searchParams.get("since");
+    const since = sinceParam === null ? null : Number(sinceParam);
+    if (since !== null && !Number.isFinite(since)) throw new HttpProblem(400, `since must be epoch milliseconds, got ${JSON.stringify(sinceParam)}`, { field: "since" });
+    const requested = status.status === "starting" || (status as { request?: unknown }).request != null;
+    const following = status.runId !== runId && since !== null && status.startedAt >= since;
+    if (status.runId !== runId && !following) {
       throw new HttpProblem(410, `run ${runId} of backfill "${name}" is gone: run ${status.runId} replaced it`, { field: "runId" });
     }
-    if (ENDED_STATES.has(status.status)) return empty(303, { location: recordPath(name, runId) });
+    const waiting = since !== null && status.runId === runId && requested;
+    if (!waiting && ENDED_STATES.has(status.status)) return empty(303, { location: recordPath(name, status.runId) });
     const row = await reader.row(name);
-    const body: WireMonitor = { name, runId, status: status.status, done: false, ids: row.ids, record: recordPath(name, runId) };
+    const body: WireMonitor = {
+      name,
+      runId: status.runId,
+      status: waiting ? "requested" : status.status,
+      done: false,
+      ids: row.ids,
+      record: recordPath(name, status.runId),
+    };
     return json(200, body, { "retry-after": "1" });
   };
 
@@ -424,8 +442,12 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     }
     reader.invalidate(name);
     hub.soon();
-    const location = monitorPath(name, status.runId);
-    return json(202, { name, runId: status.runId, status: status.status, monitor: location }, { location });
+    // Without the app's queue, core records a request a worker carries out with a new run: the monitor follows it.
+    const request = (status as { request?: { at?: unknown } | null }).request;
+    const requested = status.status === "starting" || (request !== null && request !== undefined);
+    const since = requested ? (typeof request?.at === "number" ? request.at : Date.now()) : null;
+    const location = `${monitorPath(name, status.runId)}${since === null ? "" : `?since=${since}`}`;
+    return json(202, { name, runId: status.runId, status: status.status, requested, monitor: location }, { location });
   };
 
   /* -------------------------------------------------------------- router */

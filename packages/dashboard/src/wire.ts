@@ -282,7 +282,9 @@ export interface WireEstimate {
 /** `GET api/backfills/NAME/runs/RUN/monitor` while the run goes on. */
 export interface WireMonitor {
   readonly name: string;
+  /** The run followed: for a requested start, the run a worker started for it (once it did). */
   readonly runId: string;
+  /** The run's state, or `requested` while a requested start waits for a worker. */
   readonly status: string;
   readonly done: false;
   readonly ids: WireRow["ids"];

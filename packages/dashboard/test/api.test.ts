@@ -160,6 +160,53 @@ describe("HTTP API (Redis store, in-memory queue and worker)", () => {
     expect((await call("GET", record)).status).toBe(404);
   });
 
+  it("follows a start requested from a dashboard without the app's queue (as the CLI serves it) to the run a worker starts", async () => {
+    // The worker side: defines the backfill, runs its jobs, and carries out requested starts (its watchdog).
+    const workerQueue = createMemoryJobQueue();
+    const app = createSuperSpreader({ queue: workerQueue, store });
+    app.define("remote", { source: createMemoryIdSource({ minId: 1n, maxId: 20_000n }), config: { batchSize: 1000, duration: 1, perSecondOnPeak: 20, perSecondOffPeak: 20 }, handle: async () => {} });
+    const appWorker = createMemoryWorker({ queue: workerQueue, spreader: app, concurrency: 2, watchdogIntervalMs: 100 });
+    // The dashboard side: the store only, like `superspreader dashboard --redis-url`.
+    const bare = createDashboard({ spreader: createSuperSpreader({ queue: null, store }), store, basePath: "/", authorize: () => ({ actor: "cli:ops" }) });
+    const bareServer = await listen(toNodeListener(bare));
+    try {
+      const started = await fetch(`${bareServer.origin}/api/backfills/remote/start`, {
+        method: "POST",
+        headers: { origin: bareServer.origin, "content-type": "application/json" },
+        body: JSON.stringify({ reason: "from the standalone dashboard" }),
+        redirect: "manual",
+      });
+      expect(started.status).toBe(202);
+      expect(await jsonOf(started)).toMatchObject({ status: "starting", requested: true });
+      const location = started.headers.get("location")!;
+      expect(location).toMatch(/^\/api\/backfills\/remote\/runs\/[0-9a-f]+\/monitor\?since=\d+$/);
+      const waiting = await fetch(`${bareServer.origin}${location}`, { redirect: "manual" });
+      expect(waiting.status).toBe(200);
+      expect(await jsonOf(waiting)).toMatchObject({ status: "requested", done: false });
+
+      appWorker.start();
+      let done: Response | undefined;
+      const seen = new Set<string>();
+      await waitUntil("the requested run to finish", async () => {
+        const r = await fetch(`${bareServer.origin}${location}`, { redirect: "manual" });
+        if (r.status === 303) done = r;
+        else {
+          expect(r.status).toBe(200);
+          seen.add((await jsonOf(r)).status);
+        }
+        return r.status === 303;
+      }, 20_000);
+      const status = await app.status("remote");
+      expect(status.status).toBe("completed");
+      expect(done!.headers.get("location")).toBe(`/api/backfills/remote/runs/${status.runId}`);
+      expect([...seen].every((s) => s === "requested" || s === "running")).toBe(true);
+    } finally {
+      await bare.close();
+      await bareServer.close();
+      await appWorker.stop();
+    }
+  });
+
   it("takes If-Match on every change: 428 without, 409 with a stale version (and the state now), 200 with the current one", async () => {
     const { detail } = await detailOf("/full", "guarded");
     const missing = await call("POST", "/full/api/backfills/guarded/pause", { body: {} });
