@@ -1,6 +1,7 @@
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { parseId, type IdLike } from "./ids.js";
-import { ceilProduct, toRational, type Rational } from "./rational.js";
+import { cycleSlots, slotAt, type Grid } from "./pacing.js";
+import { toRational, type Rational } from "./rational.js";
 
 /** Options of {@link spread}. */
 export interface SpreadOptions {
@@ -32,25 +33,6 @@ export interface SpreadBatch {
   readonly beginId: bigint;
   readonly endId: bigint;
   readonly runAt: Date;
-}
-
-/** Validated, exact inputs of the planner (internal form of {@link SpreadOptions}). */
-export interface SlotPlan {
-  readonly rate: Rational;
-  readonly beginAtMs: number;
-  readonly spreadWithinSecond: boolean;
-}
-
-/** Run time (epoch ms) of slot `k` of a cycle: exact integer arithmetic, no float accumulation. */
-export function slotTime(plan: SlotPlan, k: number): number {
-  const { num, den } = plan.rate;
-  const offsetMs = plan.spreadWithinSecond ? (BigInt(k) * 1000n * den) / num : ((BigInt(k) * den) / num) * 1000n;
-  return plan.beginAtMs + Number(offsetMs);
-}
-
-/** Number of batch slots in a cycle: `ceil(duration * perSecond)`, exactly. */
-export function slotCount(duration: Rational, rate: Rational): number {
-  return Number(ceilProduct(duration, rate));
 }
 
 /**
@@ -90,11 +72,14 @@ function toMs(value: Date | number, field: string): number {
 }
 
 /**
- * Plans one cycle: the batches, highest ids first, each an inclusive range of
- * `batchSize` ids (the last one clamped at `minId`), contiguous, with batch k at
- * `beginAt + floor(k / perSecond)` seconds. A cycle holds `ceil(duration * perSecond)`
- * batches, or fewer when ids run out. The next cycle starts at `beginAt + duration`
- * with the id below the last batch's `beginId`.
+ * Plans one cycle, the first of a run: the batches, highest ids first, each an inclusive
+ * range of `batchSize` ids (the last one clamped at `minId`), contiguous, with batch k at
+ * `beginAt + floor(k / perSecond)` seconds. The cycle holds the slots that run before
+ * `beginAt + duration`: `ceil(duration × perSecond)` for whole-second durations (in
+ * whole-second mode a fractional duration rounds up to the seconds it touches), or fewer
+ * when ids run out. The next cycle starts at `beginAt + duration` with the id below the
+ * last batch's `beginId`; later cycles continue the same slot grid (see `planCycle`), so
+ * the rate over many cycles is exactly `perSecond`.
  *
  * @example
  * ```ts
@@ -119,11 +104,12 @@ export function spread(options: SpreadOptions): SpreadBatch[] {
     });
   }
   if (rate.num === 0n) return [];
-  const plan: SlotPlan = { rate, beginAtMs, spreadWithinSecond: options.spreadWithinSecond ?? false };
+  // The first cycle of a grid at beginAt: exactly the cycle the scheduler plans when a run starts.
+  const grid: Grid = { origin: beginAtMs, rate, duration, spreadWithinSecond: options.spreadWithinSecond ?? false };
   const batches: SpreadBatch[] = [];
   let k = 0;
-  for (const range of descendingRanges(initialId, minId, batchSize, slotCount(duration, rate))) {
-    batches.push({ ...range, runAt: new Date(slotTime(plan, k++)) });
+  for (const range of descendingRanges(initialId, minId, batchSize, cycleSlots(grid, 0).count)) {
+    batches.push({ ...range, runAt: new Date(slotAt(grid, k++)) });
   }
   return batches;
 }

@@ -71,6 +71,13 @@ describe("spread", () => {
     expect(count(1 / 3, 3)).toBe(1); // 1/3 as a double is 0.3333333333333333 (16 threes): × 3 is just under 1
   });
 
+  it("plans the first cycle of a slot grid: a fractional duration in whole-second mode takes the second it touches", () => {
+    // 3/s for 0.5 s: the slots of second 0 all run at :00, inside the cycle; the grid's next cycles hold none
+    // until second 1, so the rate over time is still 3/s.
+    expect(spread({ initialId: 100, batchSize: 1, perSecond: 3, duration: 0.5, beginAt: 0 }).map((b) => b.runAt.getTime())).toEqual([0, 0, 0]);
+    expect(spread({ initialId: 100, batchSize: 1, perSecond: 3, duration: 0.5, beginAt: 0, spreadWithinSecond: true }).map((b) => b.runAt.getTime())).toEqual([0, 333]);
+  });
+
   it("puts exactly perSecond batches in each second for whole rates, evenly for decimal ones", () => {
     const perSecondCounts = (perSecond: number, duration: number) => {
       const counts = new Map<number, number>();
