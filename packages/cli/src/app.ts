@@ -58,6 +58,7 @@ const noQueue: JobQueue = {
   capabilities: { priorities: false },
   enqueue: () => Promise.reject(new CliError(EXIT.USAGE, `this command enqueues jobs, which needs the app's queue: ${NEEDS_CONFIG}`)),
   counts: () => Promise.resolve({ waiting: 0, delayed: 0, active: 0, failed: 0 }),
+  lookup: (ids) => Promise.resolve(ids.map(() => "missing" as const)),
   close: () => Promise.resolve(),
 };
 
