@@ -210,7 +210,7 @@ export function describeJobQueueContract(
         if (d.data.beginId === "1") await held;
         if (d.data.beginId === "2") throw new Error("always");
         if (d.data.beginId === "3" && d.context.attempt === 1) throw new Error("once");
-        return "done";
+        return "done" as const;
       };
       // One at a time, so a worker of concurrency 1 passes too.
       await start();
