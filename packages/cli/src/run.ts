@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { didYouMean } from "@superspreader/core/adapter";
 import { openApp, type App } from "./app.js";
 import * as commands from "./commands.js";
 import { CliError, EXIT, describeFailure, type ExitCode } from "./errors.js";
@@ -58,6 +59,15 @@ const COMMANDS: Readonly<Record<string, { run: commands.Command; options: readon
   audit: { run: commands.audit, options: ["limit"] },
 };
 
+/** The usage error for an option parseArgs does not know, naming the option it most likely meant. */
+function unknownOption(argv: readonly string[], error: Error): CliError {
+  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  const unknown = tokens.find((t) => t.kind === "option" && !Object.hasOwn(OPTIONS, t.name));
+  if (unknown?.kind !== "option") return new CliError(EXIT.USAGE, `${error.message} (see superspreader --help)`);
+  const meant = didYouMean(unknown.name, Object.keys(OPTIONS));
+  return new CliError(EXIT.USAGE, `unknown option ${unknown.rawName}: ${meant === null ? "see superspreader --help" : `did you mean --${meant}?`}`);
+}
+
 /** Writes JSON with ids (bigints) as decimal strings. */
 function toJson(value: unknown): string {
   return `${JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`;
@@ -110,6 +120,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
     try {
       parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
     } catch (error) {
+      if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(argv, error as Error);
       throw new CliError(EXIT.USAGE, `${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")} (see superspreader --help)`);
     }
     const { values, positionals } = parsed;
@@ -122,7 +133,9 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
     }
     const command = COMMANDS[key];
     if (command === undefined) {
-      const hint = key === "config" ? "use `config get NAME` or `config set NAME key=value...`" : "see superspreader --help";
+      const meant = didYouMean(key, Object.keys(COMMANDS));
+      const hint =
+        key === "config" ? "use `config get NAME` or `config set NAME key=value...`" : meant === null ? "see superspreader --help" : `did you mean \`${meant}\`?`;
       throw new CliError(EXIT.USAGE, `unknown command ${JSON.stringify(key)}: ${hint}`);
     }
     if (wantsHelp) {
