@@ -1,4 +1,5 @@
 import type { BackfillStatusName, PeakSchedule } from "@superspreader/core";
+import stringWidth from "string-width";
 
 /** Whole numbers with thousands separators: `1,234,567`. */
 export function int(value: bigint | number): string {
@@ -108,11 +109,15 @@ export function peak(schedule: PeakSchedule | null): string {
   return `${schedule.timezone} ${windows.join("; ")}`;
 }
 
-/** Aligns rows of cells into columns separated by two spaces. */
+/**
+ * Aligns rows of cells into columns separated by two spaces. Widths are the columns a cell
+ * takes on a terminal (string-width): colour codes take none, wide characters two.
+ */
 export function table(rows: readonly (readonly string[])[], indent = ""): string {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] as number))).join("  ")).join("\n");
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, stringWidth(cell))));
+  const pad = (cell: string, width: number) => cell + " ".repeat(Math.max(0, width - stringWidth(cell)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : pad(cell, widths[i] as number))).join("  ")).join("\n");
 }
 
 /** A config or JSON value in one line: strings bare, everything else as JSON. */

@@ -51,4 +51,15 @@ describe("small bugs, each with a test that failed before its fix", () => {
     expect(reason.stderr).toContain("unknown option --reasn: did you mean --reason?");
     expect((await app.spreader.status("idle")).status).toBe("running");
   });
+
+  it("aligns list's columns on a terminal, where the state word is coloured", async () => {
+    const listed = await run(["list"], {}, true);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain("\u001b[36mcompleted\u001b[39m");
+    const [header, ...rows] = plain(listed.stdout).trimEnd().split("\n");
+    const column = (header ?? "").indexOf("PROGRESS");
+    expect(column).toBeGreaterThan(0);
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row.indexOf("["), row).toBe(column);
+  });
 });
