@@ -7,7 +7,6 @@ import {
   etaOf,
   lastErrors,
   observedOf,
-  planNextCycle,
   rowsOf,
   snapshot,
   tally,
@@ -401,41 +400,56 @@ export const configSet: Command = async (context) => {
 
 /* ----------------------------------------------------- plan, estimate, audit */
 
+const PLAN_FIELDS = ["cycle", "kind", "beginAt", "late", "onPeak", "perSecond", "slots", "cursorBefore", "cursorAfter", "nextTickAt", "ifResumedNow"] as const;
+
+/** What a run that has no next cycle is waiting for, or how to run it again. */
+function noCycleText(s: BackfillStatus, now: number): string {
+  if (s.status === "starting") return `${s.name} is starting: no worker defining it has started the run yet, so there is no cycle to plan.`;
+  const ended = s.finishedAt === null ? "" : ` (ended ${f.when(s.finishedAt, now)})`;
+  return `${s.name} is ${s.status}${ended}: it has no next cycle. \`superspreader start ${s.name} --restart\` runs it again from the beginning.`;
+}
+
 export const plan: Command = async (context) => {
   const name = nameArg(context, "superspreader plan NAME");
-  const snap = await snapshot(context.app.spreader, name);
-  const { status: s, now } = snap;
-  const p = planNextCycle(snap);
-  const requeued = p.batches.filter((b) => b.kind === "requeued").length;
+  const { spreader } = context.app;
+  // The planner the next tick runs, on the stored run: what it shows is what the tick enqueues if nothing changes first.
+  const [s, p] = await Promise.all([spreader.status(name), spreader.plan(name)]);
+  const now = Date.now();
+  const fields = Object.fromEntries(PLAN_FIELDS.map((key) => [key, p === null ? null : p[key]]));
   const json = {
     name,
     status: s.status,
     dryRun: true,
-    cycle: p.cycle,
-    beginAt: iso(p.beginAt),
-    onPeak: p.onPeak,
-    perSecond: p.perSecond,
-    slots: p.slots,
-    batches: p.batches.map((b) => ({ beginId: b.beginId, endId: b.endId, runAt: iso(b.runAt), kind: b.kind })),
-    cursorBefore: p.cursorBefore,
-    cursorAfter: p.cursorAfter,
+    ended: p === null,
+    ...fields,
+    beginAt: p && iso(p.beginAt),
+    nextTickAt: p && iso(p.nextTickAt),
+    batches: (p?.batches ?? []).map((b) => ({ beginId: b.beginId, endId: b.endId, runAt: iso(b.runAt), kind: b.kind })),
   };
+  if (p === null) return { json, text: noCycleText(s, now) };
+  const requeued = p.batches.filter((b) => b.kind === "requeued").length;
+  const probe = p.kind === "probe";
   const lines = [
-    `${name} (${context.paint(s.status)}): cycle ${f.int(p.cycle)} would start ${f.when(p.beginAt, now)}` +
-      `, ${p.onPeak ? "on" : "off"} peak at ${f.rate(p.perSecond)} batches/s × ${s.config.duration} s = ${plural(p.slots, "slot")}`,
-    ...(s.status === "running" ? [] : [`  (${s.status}: this is what a cycle would plan${s.status === "paused" ? " after resume" : ""})`]),
+    probe
+      ? `${name} (${context.paint(s.status)}): the run holds itself; cycle ${f.int(p.cycle)} ${p.slots > 0 ? `sends one probe batch ${f.when(p.beginAt, now)}` : `sends no probe: the next is due ${f.when(p.nextTickAt, now)}`}`
+      : `${name} (${context.paint(s.status)}): cycle ${f.int(p.cycle)} would start ${f.when(p.beginAt, now)}` +
+        `, ${p.onPeak ? "on" : "off"} peak at ${f.rate(p.perSecond)} batches/s: ${plural(p.slots, "slot")} in its ${s.config.duration} s` +
+        (p.late ? " (the tick is late: the cycle starts when it runs, without catching up)" : ""),
+    ...(p.ifResumedNow ? [`  (paused: what the cycle would plan if resumed now)`] : []),
   ];
   if (p.batches.length === 0) {
-    lines.push(p.slots === 0 ? "  No batches: the rate is 0 in this window." : "  No batches: every range has been enqueued; the run completes once the ranges in flight are recorded.");
+    if (!probe) {
+      lines.push(p.slots === 0 ? "  No batches: the rate is 0 in this window." : "  No batches: every range has been enqueued; the run completes once the ranges in flight are recorded.");
+    }
   } else {
     const rows = p.batches.slice(0, context.limit).map((b, i) => [String(i), f.time(b.runAt, true), rangeText(b), b.kind]);
     lines.push(f.table([["#", "RUN AT", "RANGE", "KIND"], ...rows], "  "));
     if (p.batches.length > context.limit) lines.push(`  … ${f.int(p.batches.length - context.limit)} more (--limit or --json for all)`);
     lines.push(
-      `  ${plural(p.batches.length, "batch", "batches")}: ${f.int(requeued)} requeued, ${f.int(p.batches.length - requeued)} fresh; cursor ${f.int(p.cursorBefore)} → ${f.int(p.cursorAfter)}.`,
+      `  ${plural(p.batches.length, "batch", "batches")}: ${f.int(requeued)} requeued, ${f.int(p.batches.length - requeued)} ${probe ? "probe" : "fresh"}; cursor ${f.int(p.cursorBefore)} → ${f.int(p.cursorAfter)}.`,
     );
   }
-  lines.push("  Dry run: nothing was enqueued.");
+  lines.push(`  Next tick ${f.when(p.nextTickAt, now)}. Dry run: nothing was enqueued.`);
   return { json, text: lines.join("\n") };
 };
 

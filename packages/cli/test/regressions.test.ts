@@ -62,4 +62,11 @@ describe("small bugs, each with a test that failed before its fix", () => {
     expect(rows).toHaveLength(2);
     for (const row of rows) expect(row.indexOf("["), row).toBe(column);
   });
+
+  it("plan of a completed backfill says the run ended, not that ranges in flight will complete it", async () => {
+    const planned = await run(["plan", "quick"]);
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toMatch(/^quick is completed \(ended .*\): it has no next cycle/);
+    expect(planned.stdout).not.toContain("in flight");
+  });
 });
