@@ -262,7 +262,9 @@ export const resume: Command = async (context) => {
 export const cancel: Command = async (context) => {
   const name = nameArg(context, "superspreader cancel NAME --yes");
   const before = await context.app.spreader.status(name);
-  if (!context.flags.yes && before.status !== "cancelled") {
+  // Only a cancel that would end something needs confirming: core refuses an ended run (exit 1) and a cancelled one is a no-op.
+  const ends = before.status !== "cancelled" && before.status !== "completed" && before.status !== "failed";
+  if (!context.flags.yes && ends) {
     throw new CliError(EXIT.USAGE, `cancel ends run ${before.runId} of ${name} (${before.status}) for good; add --yes to confirm`);
   }
   const after = await context.app.spreader.cancel(name, changeOptions(context));

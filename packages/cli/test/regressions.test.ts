@@ -69,4 +69,12 @@ describe("small bugs, each with a test that failed before its fix", () => {
     expect(planned.stdout).toMatch(/^quick is completed \(ended .*\): it has no next cycle/);
     expect(planned.stdout).not.toContain("in flight");
   });
+
+  it("cancel of a completed run says it already ended, without asking for --yes first", async () => {
+    const cancelled = await run(["cancel", "quick"]);
+    expect(cancelled.code).toBe(1);
+    expect(cancelled.stderr).toContain('backfill "quick" already ended (completed); nothing to cancel');
+    expect(cancelled.stderr).not.toContain("--yes");
+    expect((await app.spreader.status("quick")).status).toBe("completed");
+  });
 });
