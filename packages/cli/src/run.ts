@@ -1,3 +1,4 @@
+import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { didYouMean } from "@superspreader/core/adapter";
 import { openApp, type App } from "./app.js";
@@ -66,6 +67,16 @@ function unknownOption(argv: readonly string[], error: Error): CliError {
   if (unknown?.kind !== "option") return new CliError(EXIT.USAGE, `${error.message} (see superspreader --help)`);
   const meant = didYouMean(unknown.name, Object.keys(OPTIONS));
   return new CliError(EXIT.USAGE, `unknown option ${unknown.rawName}: ${meant === null ? "see superspreader --help" : `did you mean --${meant}?`}`);
+}
+
+/** The OS account running the CLI (cron jobs and containers often have no USER), or null when it has no name. */
+function osUser(): string | null {
+  try {
+    return userInfo().username || null;
+  } catch {
+    // A uid without a passwd entry (some containers): userInfo() throws.
+    return null;
+  }
 }
 
 /** Writes JSON with ids (bigints) as decimal strings. */
@@ -149,7 +160,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
     }
     const timeout = positiveNumber(values.timeout, "timeout", 30);
     const limit = Math.floor(positiveNumber(values.limit, "limit", 20));
-    const user = env.USER ?? env.LOGNAME ?? env.USERNAME;
+    const user = env.USER || env.LOGNAME || env.USERNAME || osUser();
     const context = {
       args: words.slice(key.split(" ").length),
       actor: values.actor ?? (user ? `cli:${user}` : "cli"),

@@ -77,4 +77,11 @@ describe("small bugs, each with a test that failed before its fix", () => {
     expect(cancelled.stderr).not.toContain("--yes");
     expect((await app.spreader.status("quick")).status).toBe("completed");
   });
+
+  it("records the OS user as the actor when USER is unset", async () => {
+    const paused = await run(["pause", "idle"], { USER: undefined, LOGNAME: undefined, USERNAME: undefined });
+    expect(paused.code).toBe(0);
+    const history = (await run(["config", "get", "idle", "--json"])).json().history;
+    expect(history[0]).toMatchObject({ actor: `cli:${userInfo().username}`, changes: { status: { from: "running", to: "paused" } } });
+  });
 });
