@@ -322,10 +322,7 @@ export const configGet: Command = async (context) => {
   else {
     lines.push(`History, newest first (last ${history.length}):`);
     for (const change of history) {
-      const what = Object.entries(change.changes)
-        .map(([key, { from, to }]) => (key === "config" ? "config set" : `${key} ${f.value(from ?? "none")} → ${f.value(to)}`))
-        .join(", ");
-      lines.push(`  ${f.time(change.at)} (${f.relative(change.at, now)})  ${change.actor}  ${what}${change.reason ? `  "${change.reason}"` : ""}`);
+      lines.push(`  ${f.time(change.at)} (${f.relative(change.at, now)})  ${change.actor}  ${f.describeChange(change.changes)}${change.reason ? `  "${change.reason}"` : ""}`);
     }
   }
   return { json: { name, runId: s.runId, status: s.status, config: s.config, history: history && history.map(historyJson) }, text: lines.join("\n") };

@@ -1,4 +1,4 @@
-import type { BackfillStatusName, PeakSchedule } from "@superspreader/core";
+import { validateConfig, type BackfillConfig, type BackfillStatusName, type ConfigChange, type PeakSchedule } from "@superspreader/core";
 import stringWidth from "string-width";
 
 /** Whole numbers with thousands separators: `1,234,567`. */
@@ -133,4 +133,62 @@ export function paint(enabled: boolean): (state: BackfillStatusName | string) =>
     const code = codes[state];
     return enabled && code !== undefined ? `\u001b[${code}m${state}\u001b[39m` : state;
   };
+}
+
+/** A config field's value in one line: the peak schedule in words, anything else as {@link value}. */
+function field(key: string, v: unknown): string {
+  return key === "peak" ? peak(v as PeakSchedule | null) : value(v);
+}
+
+/** The fields every config sets; the others are shown only where they differ from their defaults. */
+const REQUIRED = ["batchSize", "duration", "perSecondOnPeak", "perSecondOffPeak"] as const;
+const DEFAULTS: BackfillConfig = validateConfig({ batchSize: 1, duration: 1, perSecondOnPeak: 0, perSecondOffPeak: 0 });
+
+/** A whole config in one line: `batchSize=10, duration=1, perSecondOnPeak=5, perSecondOffPeak=20, maxAttempts=1`. */
+export function configValues(config: BackfillConfig): string {
+  return (Object.keys(config) as (keyof BackfillConfig)[])
+    .filter((key) => (REQUIRED as readonly string[]).includes(key) || JSON.stringify(config[key]) !== JSON.stringify(DEFAULTS[key]))
+    .map((key) => `${key}=${field(key, config[key])}`)
+    .join(", ");
+}
+
+/** How a run's config compares with the one before it: the fields that changed, or that it was kept, with its values. */
+function configChange(from: BackfillConfig | null, to: BackfillConfig, firstRun: boolean): string {
+  if (firstRun || from === null) return `config ${configValues(to)}`;
+  const changed = (Object.keys(to) as (keyof BackfillConfig)[]).filter((key) => JSON.stringify(to[key]) !== JSON.stringify(from[key]));
+  if (changed.length === 0) return `config kept: ${configValues(to)}`;
+  return `config ${changed.map((key) => `${key} ${field(key, from[key])} → ${field(key, to[key])}`).join(", ")} (${configValues(to)})`;
+}
+
+/**
+ * One entry of the change history in words, with its values: `status running → paused`,
+ * `perSecondOffPeak 100 → 50`, `run none → 1f2e…, config batchSize=10, …`.
+ */
+export function describeChange(changes: ConfigChange["changes"]): string {
+  const run = changes.run as { from: unknown; to: unknown } | undefined;
+  return Object.entries(changes)
+    .map(([key, { from, to }]) => {
+      switch (key) {
+        case "run":
+          return `run ${value(from ?? "none")} → ${value(to)}`;
+        case "config":
+          // A run started from a request was stored with a placeholder config first: with no run before, it is a first run.
+          return configChange(from as BackfillConfig | null, to as BackfillConfig, run !== undefined && run.from === null);
+        case "startRequested": {
+          const r = to as { restart?: boolean; config?: unknown; resetConfig?: boolean };
+          const which = r.resetConfig ? "the definition's config" : r.restart ? "the live config" : "the definition's config";
+          const overrides = r.config ? ` with ${value(r.config)}` : "";
+          return `${r.restart ? "restart" : "start"} requested (${which}${overrides}), for a worker to carry out`;
+        }
+        case "requeuedFailedRanges":
+          return `${value(to)} failed ranges queued again`;
+        case "repair": {
+          const r = to as { lost?: number; unaccounted?: number; revived?: boolean };
+          return `repair: ${r.lost ?? 0} lost and ${r.unaccounted ?? 0} unaccounted ranges queued again${r.revived ? ", run revived" : ""}`;
+        }
+        default:
+          return `${key} ${field(key, from ?? "none")} → ${field(key, to)}`;
+      }
+    })
+    .join(", ");
 }

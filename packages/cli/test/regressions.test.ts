@@ -84,4 +84,10 @@ describe("small bugs, each with a test that failed before its fix", () => {
     const history = (await run(["config", "get", "idle", "--json"])).json().history;
     expect(history[0]).toMatchObject({ actor: `cli:${userInfo().username}`, changes: { status: { from: "running", to: "paused" } } });
   });
+
+  it("shows the values of a run's config in the history, not just `config set`", async () => {
+    const text = (await run(["config", "get", "quick"])).stdout;
+    expect(text).toMatch(/run none → \w+, config batchSize=10, duration=0\.1, perSecondOnPeak=100, perSecondOffPeak=100/);
+    expect(text).not.toContain("config set");
+  });
 });
