@@ -330,6 +330,8 @@ interface Running {
   readonly record: MemoryJobRecord;
   /** Resolves when the handler settled and its outcome was recorded, or when the delivery was abandoned. */
   readonly done: Promise<void>;
+  /** Aborts the delivery's signal (shutdown). */
+  readonly controller: AbortController;
   /** The worker no longer owns the job (killed, or abandoned after the shutdown grace): whatever the handler returns is dropped. */
   abandon(): void;
 }
@@ -353,7 +355,6 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
   const shutdownTimeoutMs = wholeNumberOption(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
   const watchdogIntervalMs = wholeNumberOption(options.watchdogIntervalMs, "watchdogIntervalMs", 5_000, 0);
   const onError = functionOption<(error: unknown, record: MemoryJobRecord | undefined) => void>(options.onError, "onError", () => {});
-  const controller = new AbortController();
   const running = new Set<Running>();
   let loops: Promise<void>[] = [];
   let started = false;
@@ -367,9 +368,13 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
     const done = new Promise<void>((resolve) => {
       finish = resolve;
     });
+    // A signal per delivery, not one for the worker: a handler adding a listener to every
+    // batch's signal would otherwise pile listeners up on one long-lived signal.
+    const controller = new AbortController();
     const delivery: Running = {
       record,
       done,
+      controller,
       abandon() {
         abandoned = true;
         finish();
@@ -457,7 +462,8 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
       await watchdog?.stop();
       const finished = shutdown === "drain" && (await settledWithin(shutdownTimeoutMs));
       if (!finished) {
-        controller.abort(new DOMException("the in-memory worker is shutting down", "AbortError"));
+        const reason = new DOMException("the in-memory worker is shutting down", "AbortError");
+        for (const delivery of running) delivery.controller.abort(reason);
         // Handlers that ignore the signal are left behind, their jobs put back.
         if (!(await settledWithin(shutdownTimeoutMs))) abandonAll();
       }
