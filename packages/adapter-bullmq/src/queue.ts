@@ -1,9 +1,15 @@
-import { SuperSpreaderError, assertValidJob } from "@superspreader/core";
-import type { EnqueueResult, JobQueue, QueueCounts, QueueJob } from "@superspreader/core";
+import { SuperSpreaderError } from "@superspreader/core";
+import type { EnqueueResult, JobQueue, JobState, QueueCounts, QueueJob } from "@superspreader/core";
+import { assertValidJob, describeValue, functionOption, invalidOption, wholeNumberOption } from "@superspreader/core/adapter";
 import { Queue } from "bullmq";
 import type { JobsOptions, KeepJobs } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
-import { connectionOption, describeValue, errorHookOption, invalidOption, prefixOption, queueNameOption, wholeNumber } from "./validate.js";
+import { backoffOption } from "./backoff.js";
+import type { BullMQBackoff } from "./backoff.js";
+import { lookupJobs } from "./lookup.js";
+import { connectionOption, prefixOption, queueNameOption } from "./validate.js";
+
+export type { BullMQBackoff } from "./backoff.js";
 
 /** How long BullMQ keeps finished jobs (and so their ids) in Redis. */
 export interface BullMQRetention {
@@ -17,14 +23,6 @@ export interface BullMQRetention {
    * @default no limit
    */
   readonly count?: number;
-}
-
-/** Delay between a failed attempt and the next one. */
-export interface BullMQBackoff {
-  /** `"exponential"` waits `delayMs · 2^(n-1)` before retry n; `"fixed"` waits `delayMs` every time. */
-  readonly type: "exponential" | "fixed";
-  /** Base delay in milliseconds. */
-  readonly delayMs: number;
 }
 
 /** Options of {@link createBullMQJobQueue}. */
@@ -64,8 +62,10 @@ export interface BullMQJobQueueOptions {
    */
   keepFailed?: BullMQRetention | "forever";
   /**
-   * Delay before retries of a failed attempt.
-   * @default { type: "exponential", delayMs: 1000 }
+   * Delay before retries of a failed attempt. An exponential backoff is capped at `maxDelayMs`
+   * (BullMQ's own is not); it is computed by the worker (`runBullMQWorker` registers the
+   * strategy), so only that runner can consume this queue.
+   * @default { type: "exponential", delayMs: 1000, maxDelayMs: 60000 }
    */
   backoff?: BullMQBackoff;
   /**
@@ -84,18 +84,8 @@ function retentionOption(value: unknown, field: string, fallback: BullMQRetentio
   }
   const { ageSeconds, count } = retention as { ageSeconds?: unknown; count?: unknown };
   if (ageSeconds === undefined) throw invalidOption(`${field}.ageSeconds`, "is required (seconds to keep finished jobs)");
-  const age = wholeNumber(ageSeconds, `${field}.ageSeconds`, 0, 1);
-  return count === undefined ? { age } : { age, count: wholeNumber(count, `${field}.count`, 0, 1) };
-}
-
-function backoffOption(value: unknown): { type: "exponential" | "fixed"; delay: number } {
-  if (value === undefined) return { type: "exponential", delay: 1_000 };
-  const { type, delayMs } = (value ?? {}) as { type?: unknown; delayMs?: unknown };
-  if (type !== "exponential" && type !== "fixed") {
-    throw invalidOption("backoff.type", `must be "exponential" or "fixed", got ${describeValue(type)}`);
-  }
-  if (delayMs === undefined) throw invalidOption("backoff.delayMs", "is required (base delay in milliseconds)");
-  return { type, delay: wholeNumber(delayMs, "backoff.delayMs", 0, 0) };
+  const age = wholeNumberOption(ageSeconds, `${field}.ageSeconds`, 0, 1);
+  return count === undefined ? { age } : { age, count: wholeNumberOption(count, `${field}.count`, 0, 1) };
 }
 
 function adapterError(message: string, cause: unknown): SuperSpreaderError {
@@ -128,11 +118,11 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
   const connection = connectionOption(options.connection, "producer");
   const queueName = queueNameOption(options.queueName);
   const prefix = prefixOption(options.prefix);
-  const chunkSize = wholeNumber(options.chunkSize, "chunkSize", 500, 1, 100_000);
+  const chunkSize = wholeNumberOption(options.chunkSize, "chunkSize", 500, 1, 100_000);
   const removeOnComplete = retentionOption(options.keepCompleted, "keepCompleted", { ageSeconds: 86_400 });
   const removeOnFail = retentionOption(options.keepFailed, "keepFailed", { ageSeconds: 604_800 });
   const backoff = backoffOption(options.backoff);
-  const onError = errorHookOption<(error: unknown) => void>(options.onError, (error) =>
+  const onError = functionOption<(error: unknown) => void>(options.onError, "onError", (error) =>
     console.error("[superspreader] BullMQ queue error:", error),
   );
 
@@ -227,6 +217,16 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
         };
       } catch (error) {
         throw adapterError(`BullMQ counts of ${JSON.stringify(queueName)} failed`, error);
+      }
+    },
+
+    async lookup(ids: readonly string[]): Promise<JobState[]> {
+      if (closing) throw new SuperSpreaderError("INVALID_STATE", `the BullMQ job queue ${JSON.stringify(queueName)} is closed; create a new one`);
+      try {
+        return await lookupJobs(connection, (type) => queue.toKey(type), ids);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === "INVALID_ARGUMENT") throw error;
+        throw adapterError(`BullMQ lookup of ${ids.length} jobs in ${JSON.stringify(queueName)} failed`, error);
       }
     },
 

@@ -1,35 +1,5 @@
-import { SuperSpreaderError } from "@superspreader/core";
+import { describeValue, invalidOption } from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
-
-// Like core's describeValue (not exported by core), but short for class instances
-// such as a wrong client, whose JSON would be huge or circular.
-export function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value !== "object" || value === null) return String(value);
-  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
-  if (ctor !== undefined && ctor !== "Object" && ctor !== "Array") return `a ${ctor} instance`;
-  try {
-    const json = JSON.stringify(value);
-    return json.length > 200 ? `${json.slice(0, 200)}…` : json;
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
-
-export function invalidOption(field: string, message: string): SuperSpreaderError {
-  return new SuperSpreaderError("INVALID_CONFIG", `${field} ${message}`, { field });
-}
-
-/** A whole number in `[min, max]`, or `fallback` when absent. */
-export function wholeNumber(value: unknown, field: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
-    throw invalidOption(field, `must be a whole number ${range}, got ${describeValue(value)}`);
-  }
-  return value;
-}
 
 /** BullMQ's queue name: non-empty and free of `:`, which BullMQ uses as its key separator. */
 export function queueNameOption(value: unknown, field = "queueName"): string {
@@ -76,11 +46,4 @@ export function connectionOption(value: unknown, mode: "producer" | "worker", fi
     );
   }
   return value as Redis | Cluster;
-}
-
-/** `onError` hooks: a function, defaulting to console.error. */
-export function errorHookOption<F extends (...args: never[]) => void>(value: unknown, fallback: F, field = "onError"): F {
-  if (value === undefined) return fallback;
-  if (typeof value !== "function") throw invalidOption(field, `must be a function, got ${describeValue(value)}`);
-  return value as F;
 }

@@ -1,9 +1,11 @@
 import { SuperSpreaderError } from "@superspreader/core";
-import type { JobContext, JobOutcome, JobProcessor } from "@superspreader/core";
+import type { JobContext, JobOutcome, JobProcessor, ShutdownMode } from "@superspreader/core";
+import { describeValue, functionOption, invalidOption, shutdownOption, startWatchdog, wholeNumberOption } from "@superspreader/core/adapter";
 import { WaitingError, Worker } from "bullmq";
 import type { Job } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
-import { connectionOption, describeValue, errorHookOption, invalidOption, prefixOption, queueNameOption, wholeNumber } from "./validate.js";
+import { cappedBackoffStrategy } from "./backoff.js";
+import { connectionOption, prefixOption, queueNameOption } from "./validate.js";
 
 /** The delivery an error happened in, as given to `onError`. */
 export interface BullMQWorkerJobInfo {
@@ -38,12 +40,25 @@ export interface BullMQWorkerOptions {
   /** Jobs processed at once by this worker. @default 1 */
   concurrency?: number;
   /**
-   * How long `close()` waits for running jobs (whose signal it aborts) before it
-   * stops waiting. Jobs still running then keep their lock until it expires, after
-   * which another worker runs them again.
+   * What `close()` does with running jobs: `"drain"` lets them finish for up to
+   * `shutdownTimeoutMs`, then aborts their signal; `"abort"` aborts it at once. A job whose
+   * handler gives up on the abort goes back to waiting without spending an attempt.
+   * @default "drain"
+   */
+  shutdown?: ShutdownMode;
+  /**
+   * Ms `close()` lets running jobs finish (`"drain"`), and then ms it waits for aborted
+   * handlers to settle. A handler still running then is left behind: its job stays active
+   * until its lock expires, and another worker runs it again.
    * @default 30000
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Ms between two runs of `spreader.watchdog()`, which revives dead tick chains and carries
+   * out starts requested from the CLI; `0` turns it off (then some other process must run it).
+   * @default 5000
+   */
+  watchdogIntervalMs?: number;
   /**
    * BullMQ `lockDuration`: a job whose lock is not renewed within this time (the
    * worker died or blocked its event loop) counts as stalled and runs again.
@@ -53,15 +68,16 @@ export interface BullMQWorkerOptions {
   /** BullMQ `stalledInterval`: how often this worker looks for stalled jobs. @default 30000 */
   stalledIntervalMs?: number;
   /**
-   * BullMQ `maxStalledCount`: a job that stalls more often than this fails for good
-   * without reaching the runtime, so its range shows up as a gap in the audit.
+   * BullMQ `maxStalledCount`: a job that stalls more often than this fails for good without
+   * reaching the runtime. The runtime's reconciliation finds such a range and enqueues it
+   * again (about `reconcileAfterMs` after it was due), so nothing is lost either way.
    * @default 1
    */
   maxStalledCount?: number;
   /**
    * Called with errors of failed attempts (with the job) and of the worker itself
-   * (connection trouble, lost locks; without the job). Failed attempts are retried
-   * and recorded by the runtime either way; this is for logs.
+   * (connection trouble, lost locks, a failed watchdog run; without the job). Failed attempts
+   * are retried and recorded by the runtime either way; this is for logs.
    * @default logs them with console.error
    */
   onError?: (error: unknown, job: BullMQWorkerJobInfo | undefined) => void;
@@ -70,12 +86,19 @@ export interface BullMQWorkerOptions {
 /** A running worker. */
 export interface BullMQWorkerHandle {
   /**
-   * Graceful shutdown: stops fetching jobs, aborts the signal of running jobs, waits
-   * for them up to `shutdownTimeoutMs`, then closes the worker's own connections.
-   * A job cut short by the shutdown goes back to waiting without spending an attempt.
-   * Idempotent: every call returns the same promise.
+   * Stops fetching jobs and the watchdog, shuts running jobs down as `shutdown` says, then
+   * closes the worker's own connections. A job cut short by the shutdown goes back to
+   * waiting without spending an attempt. Idempotent: every call returns the same promise.
    */
   close(): Promise<void>;
+}
+
+/** One job being processed by this worker. */
+interface Delivery {
+  /** A signal per job: handlers adding listeners per batch never pile them up on one signal. */
+  readonly controller: AbortController;
+  /** Lets the processor return although the handler still runs (a timed-out shutdown). */
+  readonly abandon: () => void;
 }
 
 /** Settles a job's race with shutdown: the job was left behind by a timed-out close. */
@@ -83,15 +106,29 @@ const ABANDONED = Symbol("abandoned");
 
 function spreaderOption(value: unknown): JobProcessor {
   if (typeof (value as Partial<JobProcessor> | undefined)?.perform !== "function") {
-    throw invalidOption("spreader", `must be a JobProcessor (a SuperSpreader, with a perform method), got ${describeValue(value)}`);
+    throw invalidOption("spreader", `must be a JobProcessor (a SuperSpreader, with perform and watchdog methods), got ${describeValue(value)}`);
   }
   return value as JobProcessor;
 }
 
+/** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
- * Starts a BullMQ worker that hands every job of the queue to the runtime, and
- * resolves once it is connected. Delivery is at least once: a job whose worker died
- * runs again on another one once its lock expires, with the same attempt number.
+ * Starts a BullMQ worker that hands every job of the queue to the runtime, runs the runtime's
+ * watchdog every few seconds, and resolves once it is connected. Delivery is at least once: a
+ * job whose worker died runs again on another one once its lock expires, with the same
+ * attempt number.
  *
  * @example
  * ```ts
@@ -111,17 +148,19 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
   const connection = connectionOption(options.connection, "worker");
   const queueName = queueNameOption(options.queueName);
   const prefix = prefixOption(options.prefix);
-  const concurrency = wholeNumber(options.concurrency, "concurrency", 1, 1);
-  const shutdownTimeoutMs = wholeNumber(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
-  const lockDuration = wholeNumber(options.lockDurationMs, "lockDurationMs", 30_000, 1);
-  const stalledInterval = wholeNumber(options.stalledIntervalMs, "stalledIntervalMs", 30_000, 1);
-  const maxStalledCount = wholeNumber(options.maxStalledCount, "maxStalledCount", 1, 0);
-  const onError = errorHookOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, (error, job) =>
+  const concurrency = wholeNumberOption(options.concurrency, "concurrency", 1, 1);
+  const shutdown = shutdownOption(options.shutdown);
+  const shutdownTimeoutMs = wholeNumberOption(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
+  const watchdogIntervalMs = wholeNumberOption(options.watchdogIntervalMs, "watchdogIntervalMs", 5_000, 0);
+  const lockDuration = wholeNumberOption(options.lockDurationMs, "lockDurationMs", 30_000, 1);
+  const stalledInterval = wholeNumberOption(options.stalledIntervalMs, "stalledIntervalMs", 30_000, 1);
+  const maxStalledCount = wholeNumberOption(options.maxStalledCount, "maxStalledCount", 1, 0);
+  const onError = functionOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, "onError", (error, job) =>
     console.error(`[superspreader] BullMQ worker error${job ? ` in job ${job.id} (attempt ${job.attempt}/${job.maxAttempts})` : ""}:`, error),
   );
 
-  const shutdown = new AbortController();
-  const abandons = new Set<() => void>();
+  const running = new Set<Delivery>();
+  let abortReason: DOMException | null = null;
 
   const processor = async (job: Job, token?: string): Promise<JobOutcome> => {
     // attemptsMade counts failed attempts only. A stalled run (worker killed) does not
@@ -130,34 +169,39 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     // attemptsStarted would also count stalls and could exceed maxAttempts.
     // BullMQ runs a job without `attempts` (or with 0) once.
     const maxAttempts = Math.max(1, job.opts.attempts ?? 1);
-    const context: JobContext = { attempt: job.attemptsMade + 1, maxAttempts, signal: shutdown.signal };
+    const controller = new AbortController();
+    // Fetched while close() was aborting: it starts aborted and goes straight back.
+    if (abortReason) controller.abort(abortReason);
+    const context: JobContext = { attempt: job.attemptsMade + 1, maxAttempts, signal: controller.signal };
+    const info: BullMQWorkerJobInfo = { id: job.id ?? "", attempt: context.attempt, maxAttempts };
     let abandon = (): void => {};
     const abandoned = new Promise<typeof ABANDONED>((resolve) => {
       abandon = () => resolve(ABANDONED);
     });
-    abandons.add(abandon);
+    const delivery: Delivery = { controller, abandon };
+    running.add(delivery);
     const performing = Promise.resolve().then(() => spreader.perform(job.data, context));
+    let outcome: JobOutcome | typeof ABANDONED;
     try {
-      const outcome = await Promise.race([performing, abandoned]);
-      if (outcome !== ABANDONED) return outcome;
-      // close() gave up waiting. The handler may still be running, so the job stays
-      // active rather than going back to waiting (where another worker would start
-      // it at once, concurrently); its lock expires and the stalled checker re-queues it.
-      performing.catch(() => {});
-      throw new WaitingError();
+      outcome = await Promise.race([performing, abandoned]);
     } catch (error) {
-      if (error instanceof WaitingError) throw error;
-      if (shutdown.signal.aborted && token !== undefined) {
+      if (controller.signal.aborted && token !== undefined) {
         // Most likely the handler honoured the abort: give the job back unspent. If that
         // fails (lock already lost), the job stays active and the stalled checker re-queues it.
-        await job.moveToWait(token).catch((moveError: unknown) => onError(moveError, undefined));
+        await job.moveToWait(token).catch((moveError: unknown) => onError(moveError, info));
         throw new WaitingError();
       }
-      onError(error, { id: job.id ?? "", attempt: context.attempt, maxAttempts: context.maxAttempts });
+      onError(error, info);
       throw error;
     } finally {
-      abandons.delete(abandon);
+      running.delete(delivery);
     }
+    if (outcome !== ABANDONED) return outcome;
+    // close() gave up waiting. The handler may still be running, so the job stays active
+    // rather than going back to waiting (where another worker would start it at once,
+    // concurrently); its lock expires and the stalled checker re-queues it.
+    performing.catch(() => {});
+    throw new WaitingError();
   };
 
   const worker = new Worker(queueName, processor, {
@@ -167,27 +211,27 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     lockDuration,
     stalledInterval,
     maxStalledCount,
+    // Computes the capped exponential backoff the queue stores in each job (BullMQ's own has no cap).
+    settings: { backoffStrategy: cappedBackoffStrategy },
     autorun: false,
   });
   worker.on("error", (error: unknown) => onError(error, undefined));
   worker.run().catch((error: unknown) => onError(error, undefined));
 
+  let watchdog: { stop(): Promise<void> } | null = null;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      // Worker.close() stops fetching at once and resolves when running jobs settle.
+      // Worker.close() stops fetching at once and resolves when running jobs have settled.
       const closed = worker.close();
-      shutdown.abort();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        closed.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), shutdownTimeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) for (const abandon of abandons) abandon();
-      await closed;
+      closed.catch((error: unknown) => onError(error, undefined));
+      await watchdog?.stop();
+      if (shutdown === "abort" || !(await settlesWithin(closed, shutdownTimeoutMs))) {
+        abortReason = new DOMException("the BullMQ worker is shutting down", "AbortError");
+        for (const delivery of running) delivery.controller.abort(abortReason);
+        if (!(await settlesWithin(closed, shutdownTimeoutMs))) for (const delivery of running) delivery.abandon();
+      }
+      await closed.catch(() => {});
     })();
     return closing;
   };
@@ -200,5 +244,6 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
       cause: error,
     });
   }
+  watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined) });
   return { close };
 }

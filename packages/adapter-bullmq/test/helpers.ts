@@ -34,15 +34,20 @@ export interface ChildWorker {
 }
 
 /**
- * Forks a TypeScript fixture through tsx, resolving workspace packages to their
- * sources (the `@superspreader/source` condition), so no build is needed.
+ * Forks a TypeScript fixture through tsx with an IPC channel, resolving workspace packages to
+ * their sources (the `@superspreader/source` condition), so no build is needed.
  */
-export function forkFixture(name: string, args: readonly string[]): ChildWorker {
-  const child = fork(fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url)), [...args], {
+export function forkWorker(name: string, args: readonly string[]): ChildProcess {
+  return fork(fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url)), [...args], {
     cwd: fileURLToPath(new URL("..", import.meta.url)),
     execArgv: ["--import", "tsx", "--conditions", "@superspreader/source"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+}
+
+/** Forks a fixture (see {@link forkWorker}) and collects the messages it sends. */
+export function forkFixture(name: string, args: readonly string[]): ChildWorker {
+  const child = forkWorker(name, args);
   const messages: Array<Record<string, unknown>> = [];
   child.on("message", (message) => messages.push(message as Record<string, unknown>));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -1,7 +1,7 @@
 import type { BatchJobData, JobOutcome, JobQueue, QueueJob } from "@superspreader/core";
-import { Queue } from "bullmq";
+import { FlowProducer, Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBullMQJobQueue, runBullMQWorker } from "../src/index.js";
 import type { BullMQJobQueueOptions, BullMQWorkerHandle } from "../src/index.js";
 import { connect, redisUrl, uniqueQueueName, waitUntil } from "./helpers.js";
@@ -30,6 +30,7 @@ describe("createBullMQJobQueue", () => {
       queueName,
       onError: () => {},
       spreader: {
+        watchdog: async () => [],
         perform: async (data) => {
           seen.push({ beginId: (data as BatchJobData).beginId, at: Date.now() });
           return perform();
@@ -127,7 +128,8 @@ describe("createBullMQJobQueue", () => {
     const defaults = open();
     await defaults.enqueue([job("defaults", { runAt: Date.now() + 60_000 })]);
     expect((await inspector.getJob("defaults"))?.opts).toMatchObject({
-      backoff: { type: "exponential", delay: 1_000 },
+      // A custom type: BullMQ's own exponential backoff has no cap; the worker computes this one.
+      backoff: { type: "superspreader-exponential", delay: 1_000, maxDelay: 60_000 },
       removeOnComplete: { age: 86_400 },
       removeOnFail: { age: 604_800 },
     });
@@ -148,6 +150,55 @@ describe("createBullMQJobQueue", () => {
     release();
     await waitUntil("one failed", async () => (await queue.counts()).failed === 1);
     expect(await queue.counts()).toEqual({ waiting: 0, delayed: 0, active: 0, failed: 1 });
+  });
+
+  describe("lookup", () => {
+    it("answers prioritized, plain waiting, delayed and flow-parent jobs, in the order asked", async () => {
+      const queue = open();
+      await queue.enqueue([job("prio", { priority: 5 }), job("later", { runAt: Date.now() + 60_000, priority: 5 })]);
+      // Jobs without a priority sit in BullMQ's wait list; superspreader's always have one.
+      await inspector.add("plain", {}, { jobId: "plain" });
+      const flows = new FlowProducer({ connection });
+      try {
+        await flows.add({ name: "parent", queueName, opts: { jobId: "parent" }, children: [{ name: "child", queueName, opts: { jobId: "child" } }] });
+      } finally {
+        await flows.close();
+      }
+      expect(await queue.lookup(["later", "plain", "nope", "prio", "parent", "child"])).toEqual([
+        "delayed",
+        "waiting",
+        "missing",
+        "waiting",
+        // Not ready until its children finish.
+        "delayed",
+        "waiting",
+      ]);
+    });
+
+    it("answers missing for a job deleted by hand or left in no list, and failed for one a worker gave up", async () => {
+      const queue = open();
+      await queue.enqueue([job("deleted", { priority: 1 }), job("orphan", { priority: 1 }), job("plain-orphan")]);
+      await connection.del(`bull:${queueName}:deleted`);
+      // A hash in no list or set is never delivered: nothing will run it.
+      await connection.zrem(`bull:${queueName}:prioritized`, "orphan");
+      await connection.lrem(`bull:${queueName}:wait`, 0, "plain-orphan");
+      expect(await queue.lookup(["deleted", "orphan", "plain-orphan"])).toEqual(["missing", "missing", "missing"]);
+    });
+
+    it("answers 2,500 ids in order with one pipeline", async () => {
+      const queue = open({ chunkSize: 1_000 });
+      const ids = Array.from({ length: 2_500 }, (_, i) => `many-${i}`);
+      await queue.enqueue(ids.filter((_, i) => i % 2 === 0).map((id) => job(id, { runAt: Date.now() + 60_000, priority: 3 })));
+      const pipelines = vi.spyOn(connection, "pipeline");
+      const states = await queue.lookup(ids);
+      expect(pipelines).toHaveBeenCalledTimes(1);
+      pipelines.mockRestore();
+      expect(states).toEqual(ids.map((_, i) => (i % 2 === 0 ? "delayed" : "missing")));
+    });
+
+    it("rejects ids that are not strings", async () => {
+      await expect(open().lookup(["a", 7 as unknown as string])).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "ids" });
+    });
   });
 
   it("close() leaves the injected connection open, is idempotent, and later enqueues reject", async () => {
@@ -180,10 +231,12 @@ describe("createBullMQJobQueue", () => {
       ["keepFailed", { keepFailed: "never" as "forever" }],
       ["backoff.type", { backoff: { type: "linear" as "fixed", delayMs: 1 } }],
       ["backoff.delayMs", { backoff: { type: "fixed", delayMs: Number.NaN } }],
+      ["backoff.maxDelayMs", { backoff: { type: "exponential", delayMs: 10, maxDelayMs: -1 } }],
+      ["backoff.delayMs", { backoff: { type: "exponential", delayMs: 2_000, maxDelayMs: 1_000 } }],
       ["onError", { onError: "log" as unknown as () => void }],
     ];
     for (const [field, extra] of cases) {
-      expect(() => createBullMQJobQueue({ connection, queueName, ...extra }), field).toThrow(expect.objectContaining({ code: "INVALID_CONFIG", field }));
+      expect(() => createBullMQJobQueue({ connection, queueName, ...extra }), field).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field }));
     }
     expect(() => createBullMQJobQueue({ connection: {} as Redis })).toThrow(expect.objectContaining({ field: "connection" }));
   });

@@ -1,16 +1,19 @@
-import type { BatchJobData, JobContext, JobOutcome, JobProcessor, JobQueue, QueueJob } from "@superspreader/core";
+import type { BatchJobData, JobContext, JobOutcome, JobProcessor, JobQueue, QueueJob, WatchdogAction } from "@superspreader/core";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createBullMQJobQueue, runBullMQWorker } from "../src/index.js";
-import type { BullMQWorkerHandle, BullMQWorkerOptions } from "../src/index.js";
-import { connect, forkFixture, uniqueQueueName, waitUntil } from "./helpers.js";
-import type { ChildWorker } from "./helpers.js";
+import type { BullMQJobQueueOptions, BullMQWorkerHandle, BullMQWorkerOptions } from "../src/index.js";
+import { connect, redisUrl, uniqueQueueName, waitUntil } from "./helpers.js";
+
+// Concurrency, the shutdown modes, hand-back, dead workers, the stall limit, priorities and the
+// watchdog loop are checked by the worker contract (contract.test.ts); these are BullMQ's specifics.
 
 interface Delivery {
   id: string;
   context: Omit<JobContext, "signal">;
   signal: AbortSignal;
+  at: number;
 }
 
 function job(id: string, extra: Partial<QueueJob> = {}): QueueJob {
@@ -24,37 +27,40 @@ describe("runBullMQWorker", () => {
   let queue: JobQueue;
   let inspector: Queue;
   let workers: BullMQWorkerHandle[];
-  let children: ChildWorker[];
   let deliveries: Delivery[];
 
   const recording = (behaviour: (d: Delivery) => Promise<JobOutcome> | JobOutcome = () => "done"): JobProcessor => ({
+    watchdog: async () => [],
     perform: async (data, context) => {
       const d: Delivery = {
         id: (data as BatchJobData).beginId,
         context: { attempt: context.attempt, maxAttempts: context.maxAttempts },
         signal: context.signal,
+        at: Date.now(),
       };
       deliveries.push(d);
       return behaviour(d);
     },
   });
   const start = async (spreader: JobProcessor, extra: Partial<BullMQWorkerOptions> = {}) => {
-    const worker = await runBullMQWorker({ spreader, connection, queueName, onError: () => {}, ...extra });
+    const worker = await runBullMQWorker({ spreader, connection, queueName, watchdogIntervalMs: 0, onError: () => {}, ...extra });
     workers.push(worker);
     return worker;
+  };
+  const openQueue = (extra: Partial<BullMQJobQueueOptions>) => {
+    queue = createBullMQJobQueue({ connection, queueName, onError: () => {}, ...extra });
+    return queue;
   };
 
   beforeEach(() => {
     connection = connect();
     queueName = uniqueQueueName("worker");
-    queue = createBullMQJobQueue({ connection, queueName, backoff: { type: "fixed", delayMs: 50 }, onError: () => {} });
+    openQueue({ backoff: { type: "fixed", delayMs: 50 } });
     inspector = new Queue(queueName, { connection });
     workers = [];
-    children = [];
     deliveries = [];
   });
   afterEach(async () => {
-    await Promise.all(children.map((c) => c.kill()));
     await Promise.all(workers.map((w) => w.close()));
     await queue.close();
     await inspector.obliterate({ force: true });
@@ -74,6 +80,22 @@ describe("runBullMQWorker", () => {
     expect(deliveries.map((d) => d.context)).toEqual([1, 2, 3, 4].map((attempt) => ({ attempt, maxAttempts: 4 })));
   });
 
+  it("waits a capped exponential backoff between attempts: no retry waits longer than maxDelayMs", async () => {
+    await queue.close();
+    openQueue({ backoff: { type: "exponential", delayMs: 100, maxDelayMs: 300 } });
+    await start(recording(() => Promise.reject(new Error("down"))));
+    await queue.enqueue([job("backoff7", { attempts: 6 })]);
+    await waitUntil("the job to fail for good", async () => (await inspector.getJobState("backoff7")) === "failed", 15_000);
+    const gaps = deliveries.slice(1).map((d, i) => d.at - (deliveries[i]?.at ?? 0));
+    // 100, 200, then the cap; uncapped, the last two would wait 800 and 1,600 ms.
+    const expected = [100, 200, 300, 300, 300];
+    expect(gaps).toHaveLength(expected.length);
+    gaps.forEach((gap, i) => {
+      expect(gap, `retry ${i + 1}`).toBeGreaterThanOrEqual((expected[i] ?? 0) - 5);
+      expect(gap, `retry ${i + 1}`).toBeLessThan(300 + 250);
+    });
+  });
+
   it("reports failed attempts to onError with the job", async () => {
     const errors: Array<{ message: string; job: unknown }> = [];
     await start(
@@ -90,39 +112,30 @@ describe("runBullMQWorker", () => {
     ]);
   });
 
-  it("close() aborts the signal, waits for the running job, and gives an interrupted job back without spending an attempt", async () => {
-    let finished = false;
-    const first = await start(
-      recording(
-        (d) =>
-          new Promise<JobOutcome>((_resolve, reject) => {
-            d.signal.addEventListener("abort", () =>
-              setTimeout(() => {
-                finished = true;
-                reject(new Error("interrupted"));
-              }, 200),
-            );
-          }),
-      ),
+  it("reports a failing watchdog run to onError without a job, and keeps running it", async () => {
+    const errors: Array<{ message: string; job: unknown }> = [];
+    let runs = 0;
+    await start(
+      {
+        perform: async () => "done",
+        watchdog: async (): Promise<WatchdogAction[]> => {
+          runs += 1;
+          throw new Error(`store down ${runs}`);
+        },
+      },
+      { watchdogIntervalMs: 100, onError: (error, info) => errors.push({ message: (error as Error).message, job: info }) },
     );
-    await queue.enqueue([job("j3", { attempts: 3 })]);
-    await waitUntil("the first delivery", () => deliveries.length === 1);
-    await first.close();
-    expect(finished, "close() resolved before the running handler settled").toBe(true);
-    expect(deliveries[0]?.signal.aborted).toBe(true);
-    expect(await inspector.getJobState("j3")).toBe("waiting");
-
-    await start(recording());
-    await waitUntil("completion by another worker", async () => (await inspector.getJobState("j3")) === "completed");
-    expect(deliveries.map((d) => d.context)).toEqual([
-      { attempt: 1, maxAttempts: 3 },
-      { attempt: 1, maxAttempts: 3 },
+    await waitUntil("two watchdog runs", () => runs >= 2);
+    expect(errors.slice(0, 2)).toEqual([
+      { message: "store down 1", job: undefined },
+      { message: "store down 2", job: undefined },
     ]);
   });
 
   it("close() lets a job that finishes on abort complete normally, and is idempotent", async () => {
     const worker = await start(
       recording((d) => new Promise<JobOutcome>((resolve) => d.signal.addEventListener("abort", () => resolve("done")))),
+      { shutdown: "abort" },
     );
     await queue.enqueue([job("j4")]);
     await waitUntil("the delivery", () => deliveries.length === 1);
@@ -132,8 +145,9 @@ describe("runBullMQWorker", () => {
     expect(await inspector.getJobState("j4")).toBe("completed");
   });
 
-  it("close() stops waiting after shutdownTimeoutMs; the job left behind runs again elsewhere once its lock expires", async () => {
+  it("leaves a job whose handler ignores the abort active, not back to waiting where it would run twice at once", async () => {
     const stuck = await start(recording(() => new Promise<JobOutcome>(() => {})), {
+      shutdown: "abort",
       shutdownTimeoutMs: 300,
       lockDurationMs: 1_000,
       // The stalled check is queue-wide and throttled by the interval of the last worker that ran it.
@@ -141,67 +155,35 @@ describe("runBullMQWorker", () => {
     });
     await queue.enqueue([job("j5", { attempts: 2 })]);
     await waitUntil("the first delivery", () => deliveries.length === 1);
-    const started = Date.now();
     await stuck.close();
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-    // Left active (not given back at once) because its handler may still be running.
     expect(await inspector.getJobState("j5")).toBe("active");
 
     await start(recording(), { stalledIntervalMs: 300 });
     await waitUntil("completion after the lock expired", async () => (await inspector.getJobState("j5")) === "completed", 15_000);
     expect(deliveries.map((d) => d.context.attempt)).toEqual([1, 1]);
+    // The abandoned run counted as a stall, as a dead worker's does.
+    expect((await inspector.getJob("j5"))?.stalledCounter).toBe(1);
   }, 20_000);
 
-  it("runs a job again on another worker when its worker process is SIGKILLed mid-job, with the same attempt", async () => {
-    const child = forkFixture("hanging-worker", [queueName, "1000", "300"]);
-    children.push(child);
-    await child.waitFor("ready", (m) => m.type === "ready");
-    await queue.enqueue([job("j6", { attempts: 3 })]);
-    const started = await child.waitFor("the delivery", (m) => m.type === "started");
-    expect(started).toMatchObject({ attempt: 1, maxAttempts: 3, data: { beginId: "6" } });
-    await child.kill();
-    expect(await inspector.getJobState("j6")).toBe("active");
-
-    await start(recording(), { stalledIntervalMs: 300 });
-    await waitUntil("the re-run", async () => (await inspector.getJobState("j6")) === "completed", 15_000);
-    expect(deliveries.map((d) => d.context)).toEqual([{ attempt: 1, maxAttempts: 3 }]);
-    const recovered = await inspector.getJob("j6");
-    expect(recovered?.attemptsStarted).toBe(2);
-    expect(recovered?.stalledCounter).toBe(1);
-  }, 30_000);
-
-  it("processes up to `concurrency` jobs at once", async () => {
-    let running = 0;
-    let peak = 0;
-    let release = (): void => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
+  it("hands an aborted job back to the prioritized set when it has a priority", async () => {
+    const worker = await start(recording((d) => new Promise<JobOutcome>((_r, reject) => d.signal.addEventListener("abort", () => reject(new Error("stop"))))), {
+      shutdown: "abort",
     });
-    await start(
-      recording(async (): Promise<JobOutcome> => {
-        running += 1;
-        peak = Math.max(peak, running);
-        await gate;
-        running -= 1;
-        return "done";
-      }),
-      { concurrency: 3 },
-    );
-    await queue.enqueue(["c1", "c2", "c3", "c4", "c5"].map((id) => job(id)));
-    await waitUntil("three running", () => running === 3);
-    release();
-    await waitUntil("all five", async () => (await inspector.getJobCounts("completed")).completed === 5);
-    expect(peak).toBe(3);
+    await queue.enqueue([job("j6", { priority: 7, attempts: 2 })]);
+    await waitUntil("the delivery", () => deliveries.length === 1);
+    await worker.close();
+    expect(await inspector.getJobState("j6")).toBe("prioritized");
+    expect(await queue.lookup(["j6"])).toEqual(["waiting"]);
+    expect((await inspector.getJob("j6"))?.attemptsMade).toBe(0);
   });
 
-  it("rejects bad options before connecting", async () => {
+  it("rejects bad options before connecting, with INVALID_ARGUMENT naming the field", async () => {
     const spreader = recording();
-    const { Redis } = await import("ioredis");
-    const eager = new Redis(process.env.SUPERSPREADER_REDIS_URL ?? "", { lazyConnect: true });
-    const prefixed = new Redis(process.env.SUPERSPREADER_REDIS_URL ?? "", { lazyConnect: true, maxRetriesPerRequest: null, keyPrefix: "x:" });
+    const eager = new Redis(redisUrl(), { lazyConnect: true });
+    const prefixed = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: null, keyPrefix: "x:" });
     try {
       await expect(runBullMQWorker({ spreader, connection: eager, queueName })).rejects.toMatchObject({
-        code: "INVALID_CONFIG",
+        code: "INVALID_ARGUMENT",
         field: "connection",
         message: expect.stringContaining("maxRetriesPerRequest: null"),
       });
@@ -209,14 +191,20 @@ describe("runBullMQWorker", () => {
       await expect(runBullMQWorker({ spreader: {} as JobProcessor, connection, queueName })).rejects.toMatchObject({ field: "spreader" });
       for (const [field, value] of [
         ["concurrency", 0],
+        ["shutdown", "now"],
         ["shutdownTimeoutMs", -1],
+        ["watchdogIntervalMs", 0.5],
         ["lockDurationMs", 1.5],
         ["stalledIntervalMs", 0],
         ["maxStalledCount", -1],
         ["queueName", "a:b"],
         ["prefix", ""],
+        ["onError", "log"],
       ] as const) {
-        await expect(runBullMQWorker({ spreader, connection, queueName, [field]: value })).rejects.toMatchObject({ code: "INVALID_CONFIG", field });
+        await expect(runBullMQWorker({ spreader, connection, queueName, [field]: value } as BullMQWorkerOptions)).rejects.toMatchObject({
+          code: "INVALID_ARGUMENT",
+          field,
+        });
       }
     } finally {
       eager.disconnect();

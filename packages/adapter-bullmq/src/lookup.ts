@@ -1,0 +1,78 @@
+import { SuperSpreaderError } from "@superspreader/core";
+import type { JobState } from "@superspreader/core";
+import { describeValue } from "@superspreader/core/adapter";
+import type { Cluster, Redis } from "ioredis";
+
+/**
+ * States of many jobs in one script, so a lookup is one round trip and sees one instant.
+ * A job's hash is its existence (a list entry without a hash is never delivered: missing).
+ * The sorted sets answer in O(log n) per id; the lists (active: a few per worker; wait:
+ * only jobs without a priority, and every job of superspreader has one) are read once per
+ * call, and only when some id is in none of the sets. Prioritized jobs are ready to run
+ * (`waiting`); a flow parent waiting for its children and a delayed job are not yet (`delayed`).
+ *
+ * KEYS: completed, failed, delayed, prioritized, waiting-children, active, wait, paused.
+ * ARGV: the job key prefix (`<prefix>:<queue>:`), then the ids.
+ */
+const LOOKUP_SCRIPT = `
+local rcall = redis.call
+local states, open = {}, {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local state = ""
+  if rcall("EXISTS", ARGV[1] .. id) == 0 then state = "missing"
+  elseif rcall("ZSCORE", KEYS[1], id) then state = "completed"
+  elseif rcall("ZSCORE", KEYS[2], id) then state = "failed"
+  elseif rcall("ZSCORE", KEYS[3], id) then state = "delayed"
+  elseif rcall("ZSCORE", KEYS[4], id) then state = "waiting"
+  elseif rcall("ZSCORE", KEYS[5], id) then state = "delayed"
+  else open[#open + 1] = i - 1 end
+  states[i - 1] = state
+end
+if #open > 0 then
+  local function members(key)
+    local set = {}
+    for _, id in ipairs(rcall("LRANGE", key, 0, -1)) do set[id] = true end
+    return set
+  end
+  local active, wait, paused = members(KEYS[6]), members(KEYS[7]), members(KEYS[8])
+  for _, i in ipairs(open) do
+    local id = ARGV[i + 1]
+    if active[id] then states[i] = "active"
+    elseif wait[id] or paused[id] then states[i] = "waiting"
+    else states[i] = "missing" end
+  end
+end
+return states
+`;
+
+/** Ids per script call: bounds how long one call blocks Redis; the calls share one pipeline. */
+const IDS_PER_SCRIPT = 1_000;
+const STATES: ReadonlySet<string> = new Set(["waiting", "delayed", "active", "completed", "failed", "missing"]);
+
+/** Where a queue's keys are: BullMQ's `Queue.toKey`. */
+export type KeyOf = (type: string) => string;
+
+/** `JobQueue.lookup` on BullMQ: one pipeline of {@link LOOKUP_SCRIPT} calls. */
+export async function lookupJobs(connection: Redis | Cluster, toKey: KeyOf, ids: readonly string[]): Promise<JobState[]> {
+  if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `ids must be an array of job ids (strings), got ${describeValue(ids)}`, { field: "ids" });
+  }
+  if (ids.length === 0) return [];
+  const keys = ["completed", "failed", "delayed", "prioritized", "waiting-children", "active", "wait", "paused"].map(toKey);
+  const pipeline = connection.pipeline();
+  for (let start = 0; start < ids.length; start += IDS_PER_SCRIPT) {
+    pipeline.eval(LOOKUP_SCRIPT, keys.length, ...keys, toKey(""), ...ids.slice(start, start + IDS_PER_SCRIPT));
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  const states: JobState[] = [];
+  for (const [error, reply] of replies) {
+    if (error) throw error;
+    for (const state of reply as unknown[]) {
+      if (typeof state !== "string" || !STATES.has(state)) throw new Error(`unexpected job state ${describeValue(state)} from the lookup script`);
+      states.push(state as JobState);
+    }
+  }
+  if (states.length !== ids.length) throw new Error(`the lookup script answered ${states.length} states for ${ids.length} ids`);
+  return states;
+}
