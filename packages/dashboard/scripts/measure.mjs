@@ -10,7 +10,7 @@ import { serveDashboard } from "../dist/index.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const LOADS = Number(process.env.LOADS ?? 7);
+const LOADS = Number(process.env.LOADS ?? 15);
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
