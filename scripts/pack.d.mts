@@ -24,7 +24,9 @@ export const ROOT: string;
 export function pnpmCommand(): [string, string[]];
 /** The public workspace packages under packages/. */
 export function publicPackages(): Array<{ dir: string; name: string; version: string }>;
-/** True when the package's dist/ is missing or older than its sources. */
+/** The files a manifest points consumers at (exports, main, module, types, bin), without the workspace-only source condition. */
+export function entryFiles(manifest: PackedManifest): string[];
+/** True when the package's dist/ is missing, older than its sources, or lacks a file the manifest points at. */
 export function isStale(pkg: { dir: string }): boolean;
 /** Whether an exact version satisfies `^x.y.z`, `~x.y.z`, `>=x.y.z` or `x.y.z`. */
 export function satisfies(version: string, range: string): boolean;

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { manifestOf } from "./registry.mjs";
+import { manifestOf, tarEntries } from "./registry.mjs";
 
 export const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const PNPM = "10.34.9";
@@ -53,10 +53,38 @@ function oldestMtime(path) {
   return Math.min(Infinity, ...readdirSync(path).map((entry) => oldestMtime(join(path, entry))));
 }
 
-/** True when dist/ is missing or older than anything its build reads (make's rule). */
+/**
+ * The files a manifest points consumers at (exports, main, module, types, bin), relative to
+ * the package. The workspace-only `@superspreader/source` condition (./src) is left out.
+ */
+export function entryFiles(manifest) {
+  const files = new Set();
+  const add = (path) => {
+    if (typeof path === "string" && path !== "./package.json") files.add(path.replace(/^\.\//, ""));
+  };
+  const walk = (value, condition) => {
+    if (typeof value === "string") {
+      if (condition !== "@superspreader/source") add(value);
+    } else if (value && typeof value === "object") {
+      for (const [key, inner] of Object.entries(value)) walk(inner, key);
+    }
+  };
+  walk(manifest.exports, null);
+  for (const field of ["main", "module", "types"]) add(manifest[field]);
+  if (typeof manifest.bin === "string") add(manifest.bin);
+  else for (const path of Object.values(manifest.bin ?? {})) add(path);
+  return [...files].sort();
+}
+
+/**
+ * True when dist/ is older than anything its build reads (make's rule), or lacks a file the
+ * manifest points at (a build that failed or was cut short halfway leaves some out).
+ */
 export function isStale(pkg) {
   const dist = join(pkg.dir, "dist");
   if (!existsSync(dist) || readdirSync(dist).length === 0) return true;
+  const manifest = JSON.parse(readFileSync(join(pkg.dir, "package.json"), "utf8"));
+  if (entryFiles(manifest).some((file) => !existsSync(join(pkg.dir, file)))) return true;
   const inputs = ["src", "package.json", "tsup.config.ts", "tsconfig.json"].map((f) => join(pkg.dir, f));
   inputs.push(join(ROOT, "tsup.base.ts"), join(ROOT, "tsconfig.base.json"));
   return Math.max(...inputs.map(newestMtime)) > oldestMtime(dist);
@@ -131,6 +159,12 @@ export async function pack({ out = join(ROOT, "packs"), ifStale = false, log = c
     .filter((f) => f.endsWith(".tgz"))
     .map((file) => ({ path: join(resolve(out), file), manifest: manifestOf(join(out, file)) }));
   const problems = checkManifests(tarballs.map((t) => t.manifest));
+  for (const t of tarballs) {
+    const entries = tarEntries(t.path);
+    for (const file of entryFiles(t.manifest)) {
+      if (!entries.has(`package/${file}`)) problems.push(`${t.manifest.name}: ${file} is not in the tarball (a failed build?)`);
+    }
+  }
   const missing = packages.filter((p) => !tarballs.some((t) => t.manifest.name === p.name));
   for (const p of missing) problems.push(`${p.name}: no tarball was written`);
   if (problems.length > 0) throw new Error(`[superspreader] the tarballs do not resolve among themselves:\n  ${problems.join("\n  ")}`);

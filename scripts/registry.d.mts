@@ -11,5 +11,7 @@ export interface Registry {
 
 /** Serves the tarballs of `dir` as a read-only npm registry on `host:port` (port 0: a free one). */
 export function startRegistry(options: { dir: string; port?: number; host?: string }): Promise<Registry>;
+/** The files of an npm tarball: path (starting with `package/`) → contents. */
+export function tarEntries(tarball: string): Map<string, Buffer>;
 /** The package.json inside an npm tarball. */
 export function manifestOf(tarball: string): PackedManifest;

@@ -23,9 +23,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 
-/** Reads `package/package.json` out of an npm tarball (gzipped ustar). */
-export function manifestOf(tarball) {
+/** The files of an npm tarball (gzipped ustar): path → contents. */
+export function tarEntries(tarball) {
   const tar = gunzipSync(readFileSync(tarball));
+  const entries = new Map();
   for (let offset = 0; offset + 512 <= tar.length; ) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((byte) => byte === 0)) break;
@@ -33,10 +34,17 @@ export function manifestOf(tarball) {
     const prefix = field(345, 155);
     const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
     const size = Number.parseInt(field(124, 12).trim() || "0", 8);
-    if (name === "package/package.json") return JSON.parse(tar.subarray(offset + 512, offset + 512 + size).toString("utf8"));
+    entries.set(name, tar.subarray(offset + 512, offset + 512 + size));
     offset += 512 + Math.ceil(size / 512) * 512;
   }
-  throw new Error(`[superspreader] ${tarball} has no package/package.json: not an npm tarball`);
+  return entries;
+}
+
+/** Reads `package/package.json` out of an npm tarball. */
+export function manifestOf(tarball) {
+  const json = tarEntries(tarball).get("package/package.json");
+  if (!json) throw new Error(`[superspreader] ${tarball} has no package/package.json: not an npm tarball`);
+  return JSON.parse(json.toString("utf8"));
 }
 
 /** The packages in `dir`: name → version → { file, manifest, integrity, shasum, mtime }. */
