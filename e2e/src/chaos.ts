@@ -8,13 +8,12 @@ import { sql } from "drizzle-orm";
 import type { NodePgDatabase } from "drizzle-orm/node-postgres";
 import { bigint, integer, pgTable, text } from "drizzle-orm/pg-core";
 import type { Redis } from "ioredis";
-import { createKindRoutedJobQueue } from "./routing-queue.js";
 
 /** Everything one chaos run names, random per run so runs never share keys or tables. */
 export interface ChaosNames {
   readonly backfill: string;
-  readonly ticksQueue: string;
-  readonly batchesQueue: string;
+  /** The one BullMQ queue ticks and batches share. */
+  readonly queueName: string;
   readonly storePrefix: string;
   /** The backfilled table: `id bigint primary key, processed integer` (times processed). */
   readonly itemsTable: string;
@@ -26,8 +25,7 @@ export interface ChaosNames {
 export function chaosNames(suffix: string): ChaosNames {
   return {
     backfill: "chaos",
-    ticksQueue: `chaos-${suffix}-ticks`,
-    batchesQueue: `chaos-${suffix}-batches`,
+    queueName: `chaos-${suffix}`,
     storePrefix: `chaos-${suffix}`,
     itemsTable: `chaos_items_${suffix}`,
     logTable: `chaos_log_${suffix}`,
@@ -46,10 +44,12 @@ export const CHAOS_CONFIG: BackfillConfigInput = { batchSize: 500, duration: 2, 
  * The same lock and stalled-check timing on every worker (the stalled check is
  * queue-wide): a killed process's jobs run again 3–5 s later. Locks are renewed
  * every 1.5 s, so a live process on a busy machine has 1.5 s of slack before its jobs
- * look stalled (which would run them twice and fail the test). Jobs may be stranded
- * by several kills in a row, so they may stall many times before BullMQ gives up.
+ * look stalled. BullMQ's stall limit stays at its default (1): a job stranded by two
+ * kills is failed by BullMQ without the runtime seeing it, and reconciliation (looking
+ * 3 s after a batch's run time) enqueues its range again. The watchdog looks every second.
  */
-export const CHAOS_WORKER = { lockDurationMs: 3_000, stalledIntervalMs: 1_000, maxStalledCount: 20 } satisfies Partial<BullMQWorkerOptions>;
+export const CHAOS_WORKER = { lockDurationMs: 3_000, stalledIntervalMs: 1_000, watchdogIntervalMs: 1_000 } satisfies Partial<BullMQWorkerOptions>;
+export const CHAOS_RECONCILE_MS = 3_000;
 /** Batches each worker process runs at once. */
 export const CHAOS_CONCURRENCY = 4;
 
@@ -90,9 +90,9 @@ export async function dropChaosTables(db: NodePgDatabase, names: ChaosNames): Pr
 export type PortInterceptor = <T extends object>(port: T, label: string) => T;
 
 /**
- * The runtime every process of a run builds the same way: ticks and batches on
- * their own BullMQ queues (so the tick runner is a process of its own), state in
- * Redis, ids from the items table. `intercept` sees every port before the runtime does.
+ * The runtime every process of a run builds the same way: ticks and batches on one
+ * BullMQ queue (any worker runs a tick), state in Redis, ids from the items table.
+ * `intercept` sees every port before the runtime does.
  */
 export function createChaosSpreader(
   connection: Redis,
@@ -101,12 +101,9 @@ export function createChaosSpreader(
   handle: BackfillDefinition["handle"],
   intercept: PortInterceptor = (port) => port,
 ): SuperSpreader {
-  const queue = createKindRoutedJobQueue({
-    ticks: intercept(createBullMQJobQueue({ connection, queueName: names.ticksQueue }), "ticks"),
-    batches: intercept(createBullMQJobQueue({ connection, queueName: names.batchesQueue }), "batches"),
-  });
+  const queue = intercept(createBullMQJobQueue({ connection, queueName: names.queueName }), "queue");
   const store = intercept(createRedisStateStore({ client: connection, prefix: names.storePrefix }), "store");
-  const spreader = createSuperSpreader({ queue, store });
+  const spreader = createSuperSpreader({ queue, store, reconcileAfterMs: CHAOS_RECONCILE_MS });
   const { items } = chaosTables(names);
   spreader.define(names.backfill, { source: createDrizzleIdSource({ db, table: items, column: items.id }), config: CHAOS_CONFIG, handle });
   return spreader;
