@@ -1,5 +1,6 @@
 import BeeQueue from "bee-queue";
 import { SuperSpreaderError } from "@superspreader/core";
+import { describeValue, invalidOption } from "@superspreader/core/adapter";
 
 /**
  * node_redis v3 client options, as Bee-Queue takes them (`host`, `port`,
@@ -39,11 +40,7 @@ function checkKeyPart(value: unknown, field: string): string {
   // Bee-Queue joins prefix and name with ":" into every key, so ":" or blanks would
   // silently address another queue's keys.
   if (typeof value !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(value)) {
-    throw new SuperSpreaderError(
-      "INVALID_CONFIG",
-      `${field} must be 1–100 characters of letters, digits, "_", "." or "-", got ${show(value)}`,
-      { field },
-    );
+    throw invalidOption(field, `must be 1–100 characters of letters, digits, "_", "." or "-", got ${describeValue(value)}`);
   }
   return value;
 }
@@ -53,26 +50,13 @@ export function resolveLocation(options: { redis?: unknown; queueName?: unknown;
   const redis = options.redis;
   const isOptions = typeof redis === "object" && redis !== null && !Array.isArray(redis);
   if (!(typeof redis === "string" && redis.length > 0) && !isOptions) {
-    throw new SuperSpreaderError(
-      "INVALID_CONFIG",
-      `redis must be a redis URL ("redis://host:6379") or node_redis options ({ host, port }), got ${show(redis)}`,
-      { field: "redis" },
-    );
+    throw invalidOption("redis", `must be a redis URL ("redis://host:6379") or node_redis options ({ host, port }), got ${describeValue(redis)}`);
   }
   return {
     redis: redis as BeeQueueRedis,
     queueName: checkKeyPart(options.queueName ?? DEFAULT_QUEUE_NAME, "queueName"),
     prefix: checkKeyPart(options.prefix ?? DEFAULT_PREFIX, "prefix"),
   };
-}
-
-/** Checks that a numeric option is a whole number ≥ `min`, or applies its default. */
-export function wholeNumber(value: unknown, field: string, fallback: number, min = 1): number {
-  const resolved = value ?? fallback;
-  if (typeof resolved !== "number" || !Number.isSafeInteger(resolved) || resolved < min) {
-    throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be a whole number ≥ ${min}, got ${show(value)}`, { field });
-  }
-  return resolved;
 }
 
 /**
@@ -96,7 +80,7 @@ export async function openQueue(
     await queue.close().catch(() => undefined);
     throw new SuperSpreaderError(
       "ADAPTER_ERROR",
-      `Bee-Queue could not connect to Redis for queue ${show(location.queueName)}: ${errorMessage(error)}; check the redis option`,
+      `Bee-Queue could not connect to Redis for queue ${describeValue(location.queueName)}: ${errorMessage(error)}; check the redis option`,
       { cause: error, field: "redis" },
     );
   }
@@ -106,17 +90,4 @@ export async function openQueue(
 /** The message of anything thrown. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Renders an option's value for an error message. */
-export function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "object" && value !== null) {
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return Object.prototype.toString.call(value);
-    }
-  }
-  return String(value);
 }

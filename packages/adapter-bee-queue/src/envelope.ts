@@ -1,6 +1,6 @@
 import { SuperSpreaderError } from "@superspreader/core";
 import type { JobData, QueueJob } from "@superspreader/core";
-import { show } from "./connection.js";
+import { describeValue } from "@superspreader/core/adapter";
 
 /**
  * What the adapter stores as a Bee-Queue job's data.
@@ -49,7 +49,7 @@ export function readDelivery(jobId: string, stored: unknown, remainingRetries: u
   ) {
     throw new SuperSpreaderError(
       "CORRUPT_DATA",
-      `Bee-Queue job ${show(jobId)} was not written by createBeeQueueJobQueue (data ${show(stored)}); ` +
+      `Bee-Queue job ${describeValue(jobId)} was not written by createBeeQueueJobQueue (data ${describeValue(stored)}); ` +
         "give superspreader a queue name of its own",
     );
   }

@@ -1,20 +1,15 @@
 import type BeeQueue from "bee-queue";
-import { SuperSpreaderError, assertValidJob } from "@superspreader/core";
-import type { EnqueueResult, JobQueue, QueueCounts, QueueJob } from "@superspreader/core";
-import { errorMessage, openQueue, resolveLocation, show, wholeNumber } from "./connection.js";
+import { SuperSpreaderError } from "@superspreader/core";
+import type { EnqueueResult, JobQueue, JobState, QueueCounts, QueueJob } from "@superspreader/core";
+import { assertValidJob, describeValue, invalidOption, wholeNumberOption } from "@superspreader/core/adapter";
+import { backoffOption } from "./backoff.js";
+import type { BeeQueueBackoff } from "./backoff.js";
+import { errorMessage, openQueue, resolveLocation } from "./connection.js";
 import type { BeeQueueRedis, QueueLocation } from "./connection.js";
 import { toStoredJob } from "./envelope.js";
+import { checkIds, lookupJobs } from "./scripts.js";
 
-/** How Bee-Queue spaces the retries of a failed job (`job.backoff(strategy, delayMs)`). */
-export interface BeeQueueBackoff {
-  /** `"immediate"`: retry at once; `"fixed"`: wait `delayMs` each time; `"exponential"`: wait `delayMs`, then twice that, … */
-  readonly strategy: "immediate" | "fixed" | "exponential";
-  /**
-   * First (or every, for `"fixed"`) wait in ms; a whole number ≥ 1. Ignored by `"immediate"`.
-   * @default 1000
-   */
-  readonly delayMs?: number;
-}
+export type { BeeQueueBackoff } from "./backoff.js";
 
 /** Options of {@link createBeeQueueJobQueue}. Give either `queue` or `redis`. */
 export interface BeeQueueJobQueueOptions {
@@ -42,9 +37,11 @@ export interface BeeQueueJobQueueOptions {
    */
   readonly prefix?: string;
   /**
-   * Spacing of retries after a failed attempt. Delayed retries (`"fixed"`,
-   * `"exponential"`) need a worker with `activateDelayedJobs` on, like delayed jobs.
-   * @default { strategy: "exponential", delayMs: 1000 }
+   * Spacing of retries after a failed attempt. An exponential backoff is capped at
+   * `maxDelayMs` (Bee-Queue's own is not) by a strategy `runBeeQueueWorker` registers, so only
+   * that runner can retry these jobs. Delayed retries (`"fixed"`, `"exponential"`) need a
+   * worker with `activateDelayedJobs` on, like delayed jobs.
+   * @default { type: "exponential", delayMs: 1000, maxDelayMs: 60000 }
    */
   readonly backoff?: BeeQueueBackoff;
   /**
@@ -53,21 +50,6 @@ export interface BeeQueueJobQueueOptions {
    * @default 500
    */
   readonly chunkSize?: number;
-}
-
-const STRATEGIES = new Set(["immediate", "fixed", "exponential"]);
-
-function resolveBackoff(backoff: BeeQueueBackoff | undefined): { strategy: string; delayMs: number | undefined } {
-  const value = backoff ?? { strategy: "exponential" };
-  if (typeof value !== "object" || value === null || !STRATEGIES.has(value.strategy)) {
-    throw new SuperSpreaderError(
-      "INVALID_CONFIG",
-      `backoff.strategy must be "immediate", "fixed" or "exponential", got ${show((value as { strategy?: unknown } | null)?.strategy)}`,
-      { field: "backoff.strategy" },
-    );
-  }
-  if (value.strategy === "immediate") return { strategy: "immediate", delayMs: undefined };
-  return { strategy: value.strategy, delayMs: wholeNumber(value.delayMs, "backoff.delayMs", 1000) };
 }
 
 /**
@@ -84,23 +66,24 @@ function resolveBackoff(backoff: BeeQueueBackoff | undefined): { strategy: strin
 export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQueue {
   const injected = options.queue;
   if (injected !== undefined && options.redis !== undefined) {
-    throw new SuperSpreaderError("INVALID_CONFIG", "give either queue (an existing Bee-Queue) or redis (to open one), not both", {
-      field: "queue",
-    });
+    throw invalidOption("queue", "and redis exclude each other: give either queue (an existing Bee-Queue) or redis (to open one)");
   }
   if (injected !== undefined && (typeof injected !== "object" || injected === null || typeof injected.saveAll !== "function")) {
-    throw new SuperSpreaderError("INVALID_CONFIG", `queue must be a Bee-Queue instance, got ${show(injected)}`, { field: "queue" });
+    throw invalidOption("queue", `must be a Bee-Queue instance, got ${describeValue(injected)}`);
   }
   const location: QueueLocation | null = injected ? null : resolveLocation(options);
-  const backoff = resolveBackoff(options.backoff);
-  const chunkSize = wholeNumber(options.chunkSize, "chunkSize", 500);
+  const backoff = backoffOption(options.backoff);
+  const chunkSize = wholeNumberOption(options.chunkSize, "chunkSize", 500, 1);
 
   let opening: Promise<BeeQueue> | null = null;
   let closing: Promise<void> | null = null;
 
   const getQueue = async (): Promise<BeeQueue> => {
     if (closing) throw new SuperSpreaderError("INVALID_STATE", "this Bee-Queue JobQueue is closed; create a new one");
-    if (injected) return injected;
+    if (injected) {
+      await injected.ready();
+      return injected;
+    }
     opening ??= openQueue(
       location as QueueLocation,
       // A producer only: no blocking client, no event subscription, and no
@@ -119,7 +102,9 @@ export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQue
     const now = Date.now();
     const beeJobs = chunk.map((job) => {
       const beeJob = queue.createJob(toStoredJob(job)).setId(job.id).retries(job.attempts - 1);
-      if (job.attempts > 1) beeJob.backoff(backoff.strategy, backoff.delayMs);
+      // Set directly rather than with job.backoff(), which only accepts strategies the producer's
+      // queue knows: the capped one is registered by the workers, which compute the waits.
+      if (job.attempts > 1) (beeJob.options as { backoff?: unknown }).backoff = { ...backoff };
       // Rounded up: Bee-Queue truncates, which could start a job before its runAt.
       if (job.runAt > now) beeJob.delayUntil(Math.ceil(job.runAt));
       return beeJob;
@@ -128,7 +113,7 @@ export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQue
     try {
       errors = await queue.saveAll(beeJobs);
     } catch (error) {
-      throw new SuperSpreaderError("ADAPTER_ERROR", `Bee-Queue could not save jobs starting at ${show(chunk[0]?.id)}: ${errorMessage(error)}`, {
+      throw new SuperSpreaderError("ADAPTER_ERROR", `Bee-Queue could not save jobs starting at ${describeValue(chunk[0]?.id)}: ${errorMessage(error)}`, {
         cause: error,
       });
     }
@@ -138,7 +123,7 @@ export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQue
       const firstError = errors.get(beeJobs[chunk.indexOf(first)] as BeeQueue.Job<unknown>);
       throw new SuperSpreaderError(
         "ADAPTER_ERROR",
-        `Bee-Queue could not save job ${show(first.id)}${failed.length > 1 ? ` and ${failed.length - 1} more` : ""}: ` +
+        `Bee-Queue could not save job ${describeValue(first.id)}${failed.length > 1 ? ` and ${failed.length - 1} more` : ""}: ` +
           `${errorMessage(firstError)}; enqueue the same jobs again once Redis is healthy (stored ones are skipped)`,
         { cause: firstError },
       );
@@ -153,7 +138,7 @@ export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQue
 
     async enqueue(jobs: readonly QueueJob[]): Promise<EnqueueResult> {
       if (!Array.isArray(jobs)) {
-        throw new SuperSpreaderError("INVALID_ARGUMENT", `jobs must be an array, got ${show(jobs)}`, { field: "jobs" });
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `jobs must be an array, got ${describeValue(jobs)}`, { field: "jobs" });
       }
       for (const job of jobs) assertValidJob(job);
       if (jobs.length === 0) return { added: 0, duplicates: 0 };
@@ -177,6 +162,17 @@ export function createBeeQueueJobQueue(options: BeeQueueJobQueueOptions): JobQue
         return { waiting: health.waiting, delayed: health.delayed, active: health.active, failed: health.failed };
       } catch (error) {
         throw new SuperSpreaderError("ADAPTER_ERROR", `Bee-Queue could not read its counts: ${errorMessage(error)}`, { cause: error });
+      }
+    },
+
+    async lookup(ids: readonly string[]): Promise<JobState[]> {
+      checkIds(ids);
+      if (ids.length === 0) return [];
+      const queue = await getQueue();
+      try {
+        return await lookupJobs(queue, ids);
+      } catch (error) {
+        throw new SuperSpreaderError("ADAPTER_ERROR", `Bee-Queue could not look up ${ids.length} jobs: ${errorMessage(error)}`, { cause: error });
       }
     },
 

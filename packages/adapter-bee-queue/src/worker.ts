@@ -1,9 +1,29 @@
 import type BeeQueue from "bee-queue";
-import { SuperSpreaderError } from "@superspreader/core";
-import type { JobOutcome, JobProcessor } from "@superspreader/core";
-import { openQueue, resolveLocation, show, wholeNumber } from "./connection.js";
+import type { JobOutcome, JobProcessor, ShutdownMode } from "@superspreader/core";
+import {
+  booleanOption,
+  describeValue,
+  functionOption,
+  invalidOption,
+  shutdownOption,
+  startWatchdog,
+  wholeNumberOption,
+} from "@superspreader/core/adapter";
+import { registerBackoff } from "./backoff.js";
+import { openQueue, resolveLocation } from "./connection.js";
 import type { BeeQueueRedis } from "./connection.js";
 import { readDelivery } from "./envelope.js";
+import { handBack } from "./scripts.js";
+
+/** The delivery an error happened in, as given to `onError`. */
+export interface BeeQueueWorkerJobInfo {
+  /** The job id (the one given to `enqueue`). */
+  readonly id: string;
+  /** The attempt that failed (1 for the first run). */
+  readonly attempt: number;
+  /** The job's attempts. */
+  readonly maxAttempts: number;
+}
 
 /** Options of {@link runBeeQueueWorker}. */
 export interface BeeQueueWorkerOptions {
@@ -31,11 +51,26 @@ export interface BeeQueueWorkerOptions {
    */
   readonly concurrency?: number;
   /**
-   * How long `close()` lets running jobs finish (ms). Jobs still running then get
-   * their signal aborted and are left to be re-run elsewhere (see `stallIntervalMs`).
+   * What `close()` does with running jobs: `"drain"` lets them finish for up to
+   * `shutdownTimeoutMs`, then aborts their signal; `"abort"` aborts it at once. A job whose
+   * handler gives up on the abort goes back to the head of the waiting list without spending
+   * an attempt.
+   * @default "drain"
+   */
+  readonly shutdown?: ShutdownMode;
+  /**
+   * Ms `close()` lets running jobs finish (`"drain"`), and then ms it waits for aborted
+   * handlers to settle. A handler still running then is left behind: its job stays active
+   * and runs again elsewhere after stall detection (see `stallIntervalMs`).
    * @default 30000
    */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * Ms between two runs of `spreader.watchdog()`, which revives dead tick chains and carries
+   * out starts requested from the CLI; `0` turns it off (then some other process must run it).
+   * @default 5000
+   */
+  readonly watchdogIntervalMs?: number;
   /**
    * Bee-Queue's `stallInterval` (ms): a job whose worker stopped renewing its lock
    * for this long (a crashed process, or an event loop blocked for half of it) is
@@ -61,32 +96,53 @@ export interface BeeQueueWorkerOptions {
    */
   readonly activateDelayedJobs?: boolean;
   /**
-   * Receives failures: a job's failed attempt (with its id; Bee-Queue has
-   * recorded it and retries while attempts remain) and Redis/connection errors
-   * (with `null`).
+   * Called with errors of failed attempts (with the job; Bee-Queue has recorded it and retries
+   * while attempts remain) and of the worker itself (Redis trouble, a failed watchdog run;
+   * without the job).
    * @default logs to `console.error`
    */
-  readonly onError?: (error: unknown, jobId: string | null) => void;
+  readonly onError?: (error: unknown, job: BeeQueueWorkerJobInfo | undefined) => void;
 }
 
 /** A running Bee-Queue worker. */
 export interface BeeQueueWorkerHandle {
   /**
-   * Stops taking jobs and waits up to `shutdownTimeoutMs` for running ones. If
-   * some are still running then, aborts their signal and resolves; their results
-   * are discarded and those jobs run again after stall detection, without
-   * counting as a failed attempt. Closes the worker's connections. Idempotent.
+   * Stops taking jobs and the watchdog, shuts running jobs down as `shutdown` says, then
+   * closes the worker's connections. A job cut short by the shutdown goes back to the queue
+   * without spending an attempt. Idempotent: every call returns the same promise.
    */
   close(): Promise<void>;
 }
 
-function defaultOnError(error: unknown, jobId: string | null): void {
-  console.error(`[superspreader] bee-queue worker${jobId === null ? "" : ` (job ${jobId})`}:`, error);
+/** One job being processed by this worker. */
+interface Delivery {
+  /** A signal per job: handlers adding listeners per batch never pile them up on one signal. */
+  readonly controller: AbortController;
+  /** Resolves when the handler settled and, if it had to, the job was handed back. */
+  readonly done: Promise<void>;
+}
+
+function defaultOnError(error: unknown, job: BeeQueueWorkerJobInfo | undefined): void {
+  console.error(`[superspreader] bee-queue worker error${job ? ` in job ${job.id} (attempt ${job.attempt}/${job.maxAttempts})` : ""}:`, error);
+}
+
+/** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
- * Starts a worker that takes superspreader jobs off a Bee-Queue queue and hands
- * each to the runtime. Resolves once it is connected and processing.
+ * Starts a worker that takes superspreader jobs off a Bee-Queue queue, hands each to the
+ * runtime, and runs the runtime's watchdog every few seconds. Resolves once it is connected
+ * and processing.
  *
  * @example
  * ```ts
@@ -95,61 +151,123 @@ function defaultOnError(error: unknown, jobId: string | null): void {
  * ```
  */
 export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise<BeeQueueWorkerHandle> {
+  if (typeof options !== "object" || options === null) {
+    throw invalidOption("options", `must be an object with at least spreader and redis, got ${describeValue(options)}`);
+  }
   const spreader = options.spreader;
   if (typeof spreader !== "object" || spreader === null || typeof spreader.perform !== "function") {
-    throw new SuperSpreaderError("INVALID_CONFIG", `spreader must have a perform(data, context) method (a SuperSpreader), got ${show(spreader)}`, {
-      field: "spreader",
-    });
+    throw invalidOption("spreader", `must be a JobProcessor (a SuperSpreader, with perform and watchdog methods), got ${describeValue(spreader)}`);
   }
   const location = resolveLocation(options);
-  const concurrency = wholeNumber(options.concurrency, "concurrency", 1);
-  const shutdownTimeoutMs = wholeNumber(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000);
-  const stallIntervalMs = wholeNumber(options.stallIntervalMs, "stallIntervalMs", 5_000);
-  const stalledCheckIntervalMs = wholeNumber(options.stalledCheckIntervalMs, "stalledCheckIntervalMs", Math.max(1, Math.floor(stallIntervalMs / 2)));
-  const activateDelayedJobs = options.activateDelayedJobs ?? true;
-  if (typeof activateDelayedJobs !== "boolean") {
-    throw new SuperSpreaderError("INVALID_CONFIG", `activateDelayedJobs must be a boolean, got ${show(activateDelayedJobs)}`, {
-      field: "activateDelayedJobs",
-    });
-  }
-  const onError = options.onError ?? defaultOnError;
-  if (typeof onError !== "function") {
-    throw new SuperSpreaderError("INVALID_CONFIG", `onError must be a function, got ${show(onError)}`, { field: "onError" });
-  }
+  const concurrency = wholeNumberOption(options.concurrency, "concurrency", 1, 1);
+  const shutdown = shutdownOption(options.shutdown);
+  const shutdownTimeoutMs = wholeNumberOption(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
+  const watchdogIntervalMs = wholeNumberOption(options.watchdogIntervalMs, "watchdogIntervalMs", 5_000, 0);
+  const stallIntervalMs = wholeNumberOption(options.stallIntervalMs, "stallIntervalMs", 5_000, 1);
+  const stalledCheckIntervalMs = wholeNumberOption(options.stalledCheckIntervalMs, "stalledCheckIntervalMs", Math.max(1, Math.floor(stallIntervalMs / 2)), 1);
+  const activateDelayedJobs = booleanOption(options.activateDelayedJobs, "activateDelayedJobs", true);
+  const onError = functionOption(options.onError, "onError", defaultOnError);
 
-  const shutdown = new AbortController();
+  // A node_redis client given as `redis` is the caller's; options or a URL open one we own.
+  const ownsClient = !["Redis", "RedisClient"].includes((location.redis as { constructor?: { name?: string } }).constructor?.name ?? "");
   const queue = await openQueue(
     location,
-    { isWorker: true, getEvents: false, storeJobs: false, activateDelayedJobs, stallInterval: stallIntervalMs },
-    (error) => onError(error, null),
+    {
+      isWorker: true,
+      getEvents: false,
+      storeJobs: false,
+      activateDelayedJobs,
+      stallInterval: stallIntervalMs,
+      // Kept open past Bee-Queue's own close: handing aborted jobs back needs it. Quit at the end of ours.
+      quitCommandClient: false,
+    },
+    (error) => onError(error, undefined),
   );
+  registerBackoff(queue);
 
-  queue.process(concurrency, async (job: BeeQueue.Job<unknown>): Promise<JobOutcome> => {
+  const running = new Set<Delivery>();
+  /** Set when close() gives up on running jobs: from then on Bee-Queue records nothing, the worker hands jobs back. */
+  let abortReason: DOMException | null = null;
+
+  queue.process(concurrency, (job: BeeQueue.Job<unknown>): Promise<JobOutcome> => {
+    let delivery: ReturnType<typeof readDelivery>;
     try {
-      const delivery = readDelivery(job.id, job.data, (job.options as { retries?: unknown }).retries);
-      return await spreader.perform(delivery.data, {
-        attempt: delivery.attempt,
-        maxAttempts: delivery.maxAttempts,
-        signal: shutdown.signal,
-      });
+      delivery = readDelivery(job.id, job.data, (job.options as { retries?: unknown }).retries);
     } catch (error) {
-      // After a timed-out shutdown Bee-Queue refuses to record the outcome, so the
-      // job stays active and is re-run; reporting it as a failure would mislead.
-      if (!shutdown.signal.aborted) onError(error, job.id);
-      throw error;
+      // Not a job of createBeeQueueJobQueue: its attempts are unknown; Bee-Queue fails it.
+      onError(error, { id: job.id, attempt: 1, maxAttempts: 1 });
+      return Promise.reject(error);
     }
+    const info: BeeQueueWorkerJobInfo = { id: job.id, attempt: delivery.attempt, maxAttempts: delivery.maxAttempts };
+    const controller = new AbortController();
+    if (abortReason) controller.abort(abortReason);
+    const performing = Promise.resolve().then(() =>
+      spreader.perform(delivery.data, { attempt: delivery.attempt, maxAttempts: delivery.maxAttempts, signal: controller.signal }),
+    );
+    let finished = (): void => {};
+    const entry: Delivery = {
+      controller,
+      done: new Promise<void>((resolve) => {
+        finished = resolve;
+      }),
+    };
+    running.add(entry);
+    const settled = performing
+      .then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      )
+      .then(async (result): Promise<JobOutcome> => {
+        try {
+          if (abortReason === null) {
+            if ("error" in result) throw result.error;
+            return result.value;
+          }
+          // Too late for Bee-Queue to record (it is closing and would refuse or, worse, count a
+          // failed attempt): the job goes back to the queue unspent, and Bee-Queue is told nothing.
+          await handBack(queue, job.id).catch((error: unknown) => onError(error, info));
+          return new Promise<JobOutcome>(() => {});
+        } finally {
+          running.delete(entry);
+          finished();
+        }
+      });
+    return settled.then(
+      (value) => value,
+      (error: unknown) => {
+        onError(error, info);
+        throw error;
+      },
+    );
   });
   // Bee-Queue checks for stalled jobs once when processing starts; later checks are ours to schedule.
-  queue.checkStalledJobs(stalledCheckIntervalMs).catch((error: unknown) => onError(error, null));
+  queue.checkStalledJobs(stalledCheckIntervalMs).catch((error: unknown) => onError(error, undefined));
+  const watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined) });
+
+  const abortAll = () => {
+    abortReason = new DOMException("the Bee-Queue worker is shutting down", "AbortError");
+    for (const delivery of running) delivery.controller.abort(abortReason);
+  };
+  const allDone = () => Promise.all([...running].map((d) => d.done));
 
   let closing: Promise<void> | null = null;
   return {
     close() {
-      closing ??= queue.close(shutdownTimeoutMs).catch(() => {
-        // Bee-Queue gave up waiting and marked itself closed, so whatever the
-        // running jobs do now is not recorded; tell them to stop.
-        shutdown.abort(new DOMException("the Bee-Queue worker is shutting down", "AbortError"));
-      });
+      closing ??= (async () => {
+        await watchdog.stop();
+        // In abort mode nothing is recorded from here on: every running job is handed back.
+        if (shutdown === "abort") abortAll();
+        // Stops fetching at once. Its own timeout is a little longer than ours, so jobs that
+        // finish before our drain ends are recorded, and none is recorded after it.
+        const beeClosed = queue.close(shutdown === "abort" ? 1 : shutdownTimeoutMs + 100);
+        beeClosed.catch(() => {});
+        if (shutdown === "drain" && !(await settlesWithin(allDone(), shutdownTimeoutMs))) abortAll();
+        // Aborted handlers hand their jobs back as they settle; those ignoring the abort are left to stall detection.
+        if (abortReason !== null) await settlesWithin(allDone(), shutdownTimeoutMs);
+        await beeClosed.catch(() => {});
+        const client = (queue as unknown as { client?: { quit(done: () => void): void } }).client;
+        if (ownsClient && client) await new Promise<void>((resolve) => client.quit(() => resolve()));
+      })();
       return closing;
     },
   };

@@ -94,6 +94,7 @@ describe("end to end on Bee-Queue and the Redis store", { timeout: 60_000 }, () 
     const seen = defineCounting([a, b], name, 200_000);
     const performedBy = [0, 0];
     const counting = (spreader: SuperSpreader, i: number): JobProcessor => ({
+      watchdog: () => spreader.watchdog(),
       perform: async (data, context) => {
         performedBy[i] = (performedBy[i] as number) + 1;
         return spreader.perform(data, context);
@@ -210,6 +211,7 @@ describe("end to end on Bee-Queue and the Redis store", { timeout: 60_000 }, () 
     const seen = defineCounting([a, b], name, 200_000);
     const planned = new Map<number, number>();
     const recording = (spreader: SuperSpreader): JobProcessor => ({
+      watchdog: () => spreader.watchdog(),
       perform: async (data, context) => {
         const outcome: JobOutcome = await spreader.perform(data, context);
         const tick = data as { kind: string; cycle: number };

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import type { JobData, QueueJob } from "@superspreader/core";
@@ -70,6 +70,15 @@ export function spawnFixture(fixture: string, env: Record<string, string>, onLin
     }
   });
   return child;
+}
+
+/** Forks a TypeScript fixture through tsx with an IPC channel (for the worker contract's child workers). */
+export function forkWorker(fixture: string, args: readonly string[]): ChildProcess {
+  return fork(fileURLToPath(new URL(`./fixtures/${fixture}.ts`, import.meta.url)), [...args], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    execArgv: ["--conditions=@superspreader/source", "--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
 }
 
 /** Resolves when the child has exited. */

@@ -17,7 +17,7 @@ function newQueue(queueName = uniqueName("q"), extra: Parameters<typeof createBe
 
 async function startWorker(queueName: string, extra: Partial<Parameters<typeof runBeeQueueWorker>[0]> = {}): Promise<BeeQueueWorkerHandle> {
   const worker = await runBeeQueueWorker({
-    spreader: { perform: async () => "done" },
+    spreader: { perform: async () => "done", watchdog: async () => [] },
     redis: redisUrl(),
     queueName,
     prefix,
@@ -39,7 +39,8 @@ describe("createBeeQueueJobQueue", () => {
     expect(await queue.enqueue([job])).toEqual({ added: 1, duplicates: 0 });
     const stored = await storedJob(fx.redis, prefix, queueName, "b-1");
     expect(stored?.data).toEqual({ superspreader: 1, attempts: 4, data: job.data });
-    expect(stored?.options).toMatchObject({ retries: 3, backoff: { strategy: "exponential", delay: 1000 } });
+    // A strategy of the adapter's own: Bee-Queue's exponential backoff has no cap; the workers compute this one.
+    expect(stored?.options).toMatchObject({ retries: 3, backoff: { strategy: "superspreader-exponential", delay: 1000, maxDelay: 60_000 } });
   });
 
   it("skips a duplicate id and keeps the stored job exactly as it was", async () => {
@@ -55,7 +56,7 @@ describe("createBeeQueueJobQueue", () => {
   it("still skips an id after its job completed", async () => {
     const { queue, queueName } = newQueue();
     const seen: unknown[] = [];
-    await startWorker(queueName, { spreader: { perform: async (data) => (seen.push(data), "done") } });
+    await startWorker(queueName, { spreader: { perform: async (data) => (seen.push(data), "done"), watchdog: async () => [] } });
     await queue.enqueue([batchJob("once")]);
     await waitUntil("the job to complete", async () => (await fx.redis.sismember(`${prefix}:${queueName}:succeeded`, "once")) === 1);
     expect(await queue.enqueue([batchJob("once")])).toEqual({ added: 0, duplicates: 1 });
@@ -86,6 +87,7 @@ describe("createBeeQueueJobQueue", () => {
     const started = new Map<string, number>();
     await startWorker(queueName, {
       spreader: {
+        watchdog: async () => [],
         perform: async (data) => {
           started.set((data as { beginId: string }).beginId, Date.now());
           return "done";
@@ -133,6 +135,7 @@ describe("createBeeQueueJobQueue", () => {
     await startWorker(queueName, {
       activateDelayedJobs: false,
       spreader: {
+        watchdog: async () => [],
         perform: async (data) => {
           if ((data as { beginId: string }).beginId === "1") throw new Error("boom");
           await blocked;
@@ -147,6 +150,57 @@ describe("createBeeQueueJobQueue", () => {
     await queue.enqueue([batchJob("waits", {}, "3", "3"), batchJob("delayed", { runAt: Date.now() + 60_000 })]);
     expect(await queue.counts()).toEqual({ waiting: 1, delayed: 1, active: 1, failed: 1 });
     release();
+  });
+
+  describe("lookup", () => {
+    it("answers delayed, waiting, active, succeeded, failed and retrying jobs, in the order asked", async () => {
+      const { queue, queueName } = newQueue(undefined, { backoff: { type: "fixed", delayMs: 60_000 } });
+      await queue.enqueue([batchJob("later", { runAt: Date.now() + 60_000 }), batchJob("next", {}, "4", "4")]);
+      expect(await queue.lookup(["next", "later", "nope"])).toEqual(["waiting", "delayed", "missing"]);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      await startWorker(queueName, {
+        concurrency: 3,
+        spreader: {
+          watchdog: async () => [],
+          perform: async (data) => {
+            const begin = (data as { beginId: string }).beginId;
+            if (begin === "1") await held;
+            if (begin === "2" || begin === "3") throw new Error("no");
+            return "done";
+          },
+        },
+      });
+      await queue.enqueue([batchJob("held", {}, "1", "1"), batchJob("fails", {}, "2", "2"), batchJob("retries", { attempts: 2 }, "3", "3")]);
+      await waitUntil("the failures, the held job and the next", async () => {
+        const states = await queue.lookup(["held", "fails", "retries", "next"]);
+        return JSON.stringify(states) === JSON.stringify(["active", "failed", "delayed", "completed"]);
+      });
+      // The retry waits out its backoff in the delayed set: not failed, which is final.
+      expect(await queue.lookup(["next", "retries", "held"])).toEqual(["completed", "delayed", "active"]);
+      release();
+      await waitUntil("succeeded", async () => (await queue.lookup(["held"]))[0] === "completed");
+    });
+
+    it("answers missing for a job removed by hand or in no list, in one batch for 2,500 ids", async () => {
+      const { queue, queueName } = newQueue();
+      const ids = Array.from({ length: 2_500 }, (_, i) => `many-${i}`);
+      await queue.enqueue(ids.filter((_, i) => i % 2 === 0).map((id) => batchJob(id, { runAt: Date.now() + 60_000 })));
+      await queue.enqueue([batchJob("removed"), batchJob("orphan")]);
+      await fx.redis.hdel(`${prefix}:${queueName}:jobs`, "removed");
+      // A job in the hash but in no list is never delivered: nothing will run it.
+      await fx.redis.lrem(`${prefix}:${queueName}:waiting`, 0, "orphan");
+      expect(await queue.lookup(["removed", "orphan"])).toEqual(["missing", "missing"]);
+      const states = await queue.lookup(ids);
+      expect(states).toEqual(ids.map((_, i) => (i % 2 === 0 ? "delayed" : "missing")));
+    });
+
+    it("rejects ids that are not strings before connecting", async () => {
+      const queue = createBeeQueueJobQueue({ redis: "redis://127.0.0.1:1", queueName: uniqueName("q"), prefix });
+      await expect(queue.lookup(["a", 7 as unknown as string])).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "ids" });
+      expect(await queue.lookup([])).toEqual([]);
+      await queue.close();
+    });
   });
 
   it("never closes an injected Bee-Queue, and refuses work once closed", async () => {
@@ -198,11 +252,13 @@ describe("createBeeQueueJobQueue", () => {
     ["a queue name with a colon", { redis: "redis://localhost", queueName: "a:b" }, "queueName"],
     ["an empty prefix", { redis: "redis://localhost", prefix: "" }, "prefix"],
     ["chunkSize 0", { redis: "redis://localhost", chunkSize: 0 }, "chunkSize"],
-    ["an unknown backoff", { redis: "redis://localhost", backoff: { strategy: "linear" } }, "backoff.strategy"],
-    ["a backoff delay of 0", { redis: "redis://localhost", backoff: { strategy: "fixed", delayMs: 0 } }, "backoff.delayMs"],
+    ["an unknown backoff", { redis: "redis://localhost", backoff: { type: "linear" } }, "backoff.type"],
+    ["a backoff delay of 0", { redis: "redis://localhost", backoff: { type: "fixed", delayMs: 0 } }, "backoff.delayMs"],
+    ["a backoff cap below its delay", { redis: "redis://localhost", backoff: { type: "exponential", delayMs: 500, maxDelayMs: 100 } }, "backoff.delayMs"],
+    ["a fractional backoff cap", { redis: "redis://localhost", backoff: { type: "exponential", maxDelayMs: 1.5 } }, "backoff.maxDelayMs"],
   ])("rejects %s before connecting", (_label, options, field) => {
     expect(() => createBeeQueueJobQueue(options as Parameters<typeof createBeeQueueJobQueue>[0])).toThrow(
-      expect.objectContaining({ code: "INVALID_CONFIG", field }),
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field }),
     );
   });
 });

@@ -1,9 +1,12 @@
 import BeeQueue from "bee-queue";
-import type { JobContext, JobProcessor } from "@superspreader/core";
+import type { JobContext, JobProcessor, WatchdogAction } from "@superspreader/core";
 import { describe, expect, it } from "vitest";
 import { createBeeQueueJobQueue, runBeeQueueWorker } from "../src/index.js";
-import type { BeeQueueJobQueueOptions, BeeQueueWorkerHandle, BeeQueueWorkerOptions } from "../src/index.js";
-import { batchJob, exited, redisUrl, spawnFixture, storedJob, uniqueName, useQueueFixtures, waitUntil } from "./helpers.js";
+import type { BeeQueueJobQueueOptions, BeeQueueWorkerHandle, BeeQueueWorkerJobInfo, BeeQueueWorkerOptions } from "../src/index.js";
+import { batchJob, redisUrl, storedJob, uniqueName, useQueueFixtures, waitUntil } from "./helpers.js";
+
+// Concurrency, the shutdown modes, hand-back, dead workers, the stall limit and the watchdog loop
+// are checked by the worker contract (contract.test.ts); these are Bee-Queue's specifics.
 
 const fx = useQueueFixtures("bqw");
 const { prefix, toClose } = fx;
@@ -19,7 +22,15 @@ function setup(queueOptions: Partial<BeeQueueJobQueueOptions> = {}) {
   const queue = createBeeQueueJobQueue({ redis: redisUrl(), queueName, prefix, ...queueOptions });
   toClose.push(queue);
   const start = async (perform: JobProcessor["perform"], extra: Partial<BeeQueueWorkerOptions> = {}): Promise<BeeQueueWorkerHandle> => {
-    const worker = await runBeeQueueWorker({ spreader: { perform }, redis: redisUrl(), queueName, prefix, onError: () => undefined, ...extra });
+    const worker = await runBeeQueueWorker({
+      spreader: { perform, watchdog: async () => [] },
+      redis: redisUrl(),
+      queueName,
+      prefix,
+      watchdogIntervalMs: 0,
+      onError: () => undefined,
+      ...extra,
+    });
     toClose.push(worker);
     return worker;
   };
@@ -48,7 +59,7 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
   });
 
   it("numbers attempts through retries and fails the job for good after the last", async () => {
-    const { queue, start, status } = setup({ backoff: { strategy: "immediate" } });
+    const { queue, start, status } = setup({ backoff: { type: "immediate" } });
     const seen: Seen[] = [];
     await start(async (data, context) => {
       seen.push(seenOf(data, context));
@@ -64,57 +75,70 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     expect(await queue.counts()).toEqual({ waiting: 0, delayed: 0, active: 0, failed: 1 });
   });
 
-  it("waits out a delayed (exponential) backoff between attempts and succeeds on a later one", async () => {
-    const { queue, start, status } = setup({ backoff: { strategy: "exponential", delayMs: 100 } });
+  it("waits a capped exponential backoff between attempts: no retry waits longer than maxDelayMs", async () => {
+    const { queue, start, status } = setup({ backoff: { type: "exponential", delayMs: 100, maxDelayMs: 300 } });
     const times: number[] = [];
     const seen: Seen[] = [];
     await start(async (data, context) => {
       times.push(Date.now());
       seen.push(seenOf(data, context));
-      if (context.attempt < 3) throw new Error("not yet");
-      return "done";
+      throw new Error("down");
     });
-    await queue.enqueue([batchJob("recovers", { attempts: 4 })]);
-    await waitUntil("the job to succeed", async () => (await status("recovers")) === "succeeded");
-    expect(seen.map((s) => s.attempt)).toEqual([1, 2, 3]);
-    expect(seen.every((s) => s.maxAttempts === 4)).toBe(true);
-    // 100 ms, then 200 ms: lower bounds only (activation may add up to Bee-Queue's debounce).
-    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(100);
-    expect((times[2] as number) - (times[1] as number)).toBeGreaterThanOrEqual(200);
-  });
-
-  it("runs at most `concurrency` jobs at once", async () => {
-    const { queue, start, status } = setup();
-    let running = 0;
-    let peak = 0;
-    await start(
-      async () => {
-        running += 1;
-        peak = Math.max(peak, running);
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        running -= 1;
-        return "done";
-      },
-      { concurrency: 3 },
-    );
-    await queue.enqueue(Array.from({ length: 12 }, (_, i) => batchJob(`c-${i}`)));
-    await waitUntil("all jobs to succeed", async () => (await status("c-11")) === "succeeded" && (await queue.counts()).waiting === 0);
-    await waitUntil("the last jobs to finish", () => running === 0);
-    expect(peak).toBe(3);
+    await queue.enqueue([batchJob("capped", { attempts: 6 })]);
+    await waitUntil("the job to fail for good", async () => (await status("capped")) === "failed", 15_000);
+    expect(seen.map((s) => s.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    // 100, 200, then the cap; uncapped (Bee-Queue's own), the last two would wait 800 and 1,600 ms.
+    [100, 200, 300, 300, 300].forEach((expected, i) => {
+      expect(gaps[i], `retry ${i + 1}`).toBeGreaterThanOrEqual(expected - 5);
+      // Bee-Queue activates a delayed job a few ms after its time (its own timer, then a script).
+      expect(gaps[i], `retry ${i + 1}`).toBeLessThan(300 + 250);
+    });
   });
 
   it("fails a job it did not write with CORRUPT_DATA", async () => {
     const { queueName, start } = setup();
-    const errors: Array<{ error: unknown; jobId: string | null }> = [];
-    await start(async () => "done", { onError: (error, jobId) => errors.push({ error, jobId }) });
+    const errors: Array<{ error: unknown; job: BeeQueueWorkerJobInfo | undefined }> = [];
+    await start(async () => "done", { onError: (error, job) => errors.push({ error, job }) });
     const foreign = new BeeQueue(queueName, { prefix, redis: { url: redisUrl() }, isWorker: false, getEvents: false, storeJobs: false });
     toClose.push(foreign);
     await foreign.createJob({ hello: "world" }).setId("foreign").save();
     await waitUntil("the job to fail", async () => (await storedJob(fx.redis, prefix, queueName, "foreign"))?.status === "failed");
-    expect(errors).toEqual([{ error: expect.objectContaining({ code: "CORRUPT_DATA" }), jobId: "foreign" }]);
+    expect(errors).toEqual([{ error: expect.objectContaining({ code: "CORRUPT_DATA" }), job: expect.objectContaining({ id: "foreign" }) }]);
   });
 
-  it("close() lets a running job finish within shutdownTimeoutMs, without aborting it, and is idempotent", async () => {
+  it("reports failed attempts (with the job) and failing watchdog runs (without) to onError", async () => {
+    const { queue, start, status } = setup({ backoff: { type: "immediate" } });
+    const errors: Array<{ message: string; job: BeeQueueWorkerJobInfo | undefined }> = [];
+    let runs = 0;
+    const broken = async (): Promise<never> => {
+      throw new Error("handler broke");
+    };
+    await start(broken, {
+      spreader: {
+        perform: broken,
+        watchdog: async (): Promise<WatchdogAction[]> => {
+          runs += 1;
+          throw new Error("store down");
+        },
+      },
+      watchdogIntervalMs: 100,
+      onError: (error, job) => errors.push({ message: (error as Error).message, job }),
+    });
+    await queue.enqueue([batchJob("broken", { attempts: 2 })]);
+    await waitUntil("the job to fail for good", async () => (await status("broken")) === "failed");
+    await waitUntil("two watchdog runs", () => runs >= 2);
+    expect(errors.filter((e) => e.message === "handler broke")).toEqual([
+      { message: "handler broke", job: { id: "broken", attempt: 1, maxAttempts: 2 } },
+      { message: "handler broke", job: { id: "broken", attempt: 2, maxAttempts: 2 } },
+    ]);
+    expect(errors.filter((e) => e.message === "store down").slice(0, 2)).toEqual([
+      { message: "store down", job: undefined },
+      { message: "store down", job: undefined },
+    ]);
+  });
+
+  it("close() in drain mode records a job that finishes during the drain, and is idempotent", async () => {
     const { queue, start, status } = setup();
     let finish!: () => void;
     let signal: AbortSignal | undefined;
@@ -127,65 +151,25 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     await waitUntil("the job to start", () => signal !== undefined);
     const closed = worker.close();
     expect(worker.close()).toBe(closed);
-    // Finishing only after close() began: the outcome is still recorded, which
-    // Bee-Queue refuses once it has closed, so close() did wait.
     setTimeout(() => finish(), 100);
     await closed;
     expect(signal?.aborted).toBe(false);
     expect(await status("graceful")).toBe("succeeded");
   });
 
-  it("close() aborts a job still running after shutdownTimeoutMs; the job runs again elsewhere as the same attempt", async () => {
-    const { queue, start, status } = setup();
-    const seen: Seen[] = [];
-    let abortedReason: unknown;
-    const first = await start(
-      async (data, context) => {
-        seen.push(seenOf(data, context));
-        await new Promise<void>((_resolve, reject) =>
-          context.signal.addEventListener("abort", () => {
-            abortedReason = context.signal.reason;
-            reject(context.signal.reason);
-          }),
-        );
-        return "done";
-      },
-      { shutdownTimeoutMs: 200, stallIntervalMs: 300 },
-    );
-    await queue.enqueue([batchJob("slow", { attempts: 2 })]);
-    await waitUntil("the job to start", () => seen.length === 1);
-    await first.close();
-    expect(abortedReason).toMatchObject({ name: "AbortError" });
-    // Not recorded as a failed attempt: it is still active, to be found stalled.
-    await waitUntil("the aborted handler to settle", () => abortedReason !== undefined);
-    expect(await status("slow")).toBe("created");
-    expect((await queue.counts()).active).toBe(1);
-
-    await start(async (data, context) => (seen.push(seenOf(data, context)), "done"), { stallIntervalMs: 300 });
-    await waitUntil("the job to run again and succeed", async () => (await status("slow")) === "succeeded");
-    expect(seen.map((s) => s.attempt)).toEqual([1, 1]);
-  });
-
-  it("re-runs the job of a worker process killed mid-job (SIGKILL) through stalled-job checks", async () => {
-    const { queue, queueName, start, status } = setup();
-    const lines: Array<Record<string, unknown>> = [];
-    const child = spawnFixture("hanging-worker.ts", { QUEUE_NAME: queueName, PREFIX: prefix, STALL_MS: "400" }, (line) =>
-      lines.push(JSON.parse(line) as Record<string, unknown>),
-    );
-    toClose.push({ close: async () => void child.kill("SIGKILL") });
-    await waitUntil("the child worker to be ready", () => lines.some((l) => "ready" in l), 30_000);
-    await queue.enqueue([batchJob("crashy", { attempts: 3 }, "41", "42")]);
-    await waitUntil("the child to start the job", () => lines.some((l) => "started" in l));
-    child.kill("SIGKILL");
-    await exited(child);
-    expect(child.signalCode).toBe("SIGKILL");
-
-    const seen: Seen[] = [];
-    await start(async (data, context) => (seen.push(seenOf(data, context)), "done"), { stallIntervalMs: 400 });
-    await waitUntil("the job to run again and succeed", async () => (await status("crashy")) === "succeeded");
-    expect(lines.filter((l) => "started" in l)).toEqual([{ started: expect.objectContaining({ beginId: "41", endId: "42" }), attempt: 1 }]);
-    // A crash is not a failed attempt: the re-run is attempt 1 again.
-    expect(seen).toEqual([{ beginId: "41", attempt: 1, maxAttempts: 3 }]);
+  it("hands an aborted job back to the head of the waiting list with its retries untouched", async () => {
+    const { queue, queueName, start } = setup();
+    const worker = await start((_data, context) => new Promise((_resolve, reject) => context.signal.addEventListener("abort", () => reject(new Error("stop")))), {
+      shutdown: "abort",
+    });
+    await queue.enqueue([batchJob("back", { attempts: 3 })]);
+    await waitUntil("the job to be active", async () => (await queue.counts()).active === 1);
+    await queue.enqueue([batchJob("behind")]);
+    await worker.close();
+    expect(await fx.redis.lrange(`${prefix}:${queueName}:waiting`, 0, -1)).toEqual(["behind", "back"]);
+    expect(await fx.redis.smembers(`${prefix}:${queueName}:stalling`)).toEqual([]);
+    expect((await storedJob(fx.redis, prefix, queueName, "back"))?.options).toMatchObject({ retries: 2 });
+    expect(await queue.lookup(["back"])).toEqual(["waiting"]);
   });
 
   it.each([
@@ -193,18 +177,26 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     ["no redis", { redis: undefined }, "redis"],
     ["concurrency 0", { concurrency: 0 }, "concurrency"],
     ["a fractional shutdownTimeoutMs", { shutdownTimeoutMs: 1.5 }, "shutdownTimeoutMs"],
+    ["an unknown shutdown", { shutdown: "later" }, "shutdown"],
+    ["a negative watchdogIntervalMs", { watchdogIntervalMs: -1 }, "watchdogIntervalMs"],
+    ["a non-function onError", { onError: "log" }, "onError"],
     ["stallIntervalMs 0", { stallIntervalMs: 0 }, "stallIntervalMs"],
     ["a negative stalledCheckIntervalMs", { stalledCheckIntervalMs: -1 }, "stalledCheckIntervalMs"],
     ["a non-boolean activateDelayedJobs", { activateDelayedJobs: "yes" }, "activateDelayedJobs"],
     ["a bad prefix", { prefix: "a b" }, "prefix"],
   ])("rejects %s before connecting", async (_label, bad, field) => {
-    const options = { spreader: { perform: async () => "done" }, redis: redisUrl(), ...bad } as unknown as BeeQueueWorkerOptions;
-    await expect(runBeeQueueWorker(options)).rejects.toMatchObject({ code: "INVALID_CONFIG", field });
+    const options = { spreader: { perform: async () => "done", watchdog: async () => [] }, redis: redisUrl(), ...bad } as unknown as BeeQueueWorkerOptions;
+    await expect(runBeeQueueWorker(options)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field });
   });
 
   it("rejects an unreachable Redis with ADAPTER_ERROR", async () => {
     await expect(
-      runBeeQueueWorker({ spreader: { perform: async () => "done" }, redis: { host: "127.0.0.1", port: 1 }, queueName: uniqueName("w"), prefix }),
+      runBeeQueueWorker({
+        spreader: { perform: async () => "done", watchdog: async () => [] },
+        redis: { host: "127.0.0.1", port: 1 },
+        queueName: uniqueName("w"),
+        prefix,
+      }),
     ).rejects.toMatchObject({ code: "ADAPTER_ERROR", field: "redis" });
   });
 });
