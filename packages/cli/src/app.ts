@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createSuperSpreader, type IdSource, type JobQueue, type StateStore, type SuperSpreader } from "@superspreader/core";
+import { createSuperSpreader, type IdSource, type StateStore, type SuperSpreader } from "@superspreader/core";
 import { createRedisStateStore } from "@superspreader/store-redis";
 import { Redis } from "ioredis";
 import { CliError, EXIT } from "./errors.js";
@@ -25,7 +25,11 @@ export interface App {
   readonly spreader: SuperSpreader;
   readonly store: StateStore | null;
   readonly sources: Readonly<Record<string, IdSource>>;
-  /** True with `--config`: the spreader has the app's queue and definitions. */
+  /**
+   * True with `--config`: the spreader has the app's queue and definitions and enqueues itself.
+   * False with only Redis: changes that need a job (a tick, a new run, a repair) are written to
+   * the store and carried out by the watchdog of a worker that defines the backfill.
+   */
   readonly hasQueue: boolean;
   close(): Promise<void>;
 }
@@ -37,8 +41,6 @@ export interface AppOptions {
   readonly cwd: string;
 }
 
-const NEEDS_CONFIG = "pass --config <module> exporting your app's spreader (see `superspreader --help`)";
-
 /** Hides a password in a Redis URL before it is printed. */
 export function maskUrl(url: string): string {
   try {
@@ -48,23 +50,6 @@ export function maskUrl(url: string): string {
   } catch {
     return url;
   }
-}
-
-/**
- * A queue for runs without `--config`: read commands and pause/cancel/config never enqueue, and the
- * commands that do are refused before they change anything; this only guards against a missed case.
- */
-const noQueue: JobQueue = {
-  capabilities: { priorities: false },
-  enqueue: () => Promise.reject(new CliError(EXIT.USAGE, `this command enqueues jobs, which needs the app's queue: ${NEEDS_CONFIG}`)),
-  counts: () => Promise.resolve({ waiting: 0, delayed: 0, active: 0, failed: 0 }),
-  lookup: (ids) => Promise.resolve(ids.map(() => "missing" as const)),
-  close: () => Promise.resolve(),
-};
-
-/** The message for commands that need the app's queue or definitions. */
-export function needsConfig(what: string): CliError {
-  return new CliError(EXIT.USAGE, `${what}, which needs the app's queue and backfill definitions: ${NEEDS_CONFIG}`);
 }
 
 /**
@@ -157,7 +142,8 @@ async function connectRedis(options: AppOptions): Promise<App> {
     );
   }
   return {
-    spreader: createSuperSpreader({ queue: noQueue, store }),
+    // No queue: core writes what needs one for the workers' watchdogs to carry out.
+    spreader: createSuperSpreader({ queue: null, store }),
     store,
     sources: {},
     hasQueue: false,

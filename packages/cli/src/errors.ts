@@ -6,9 +6,9 @@ export const EXIT = {
   OK: 0,
   /** The operation failed: not allowed in the backfill's state, a conflict, corrupt data, an adapter error. */
   FAILED: 1,
-  /** Bad usage: unknown command or option, missing argument, invalid config value. Nothing was changed. */
+  /** Bad usage: unknown command or option, missing argument, invalid config value, a missing confirmation (--yes). Nothing was changed. */
   USAGE: 2,
-  /** No backfill of that name is stored (or, for `start`, defined in the `--config` module). */
+  /** No backfill of that name is stored (for `start`: never started and no `--new`, or not defined in the `--config` module). */
   UNKNOWN_BACKFILL: 3,
   /** Redis could not be reached, or did not answer within `--timeout`. */
   UNREACHABLE: 4,

@@ -1,5 +1,21 @@
-import { validateConfig, type BackfillConfig, type BackfillStatusName, type ConfigChange, type PeakSchedule } from "@superspreader/core";
+import { validateConfig, type BackfillConfig, type BackfillStatusName, type ConfigChange, type IdRange, type PeakSchedule } from "@superspreader/core";
 import stringWidth from "string-width";
+
+/** An instant as ISO 8601 UTC for JSON, or null. */
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A count with its noun: `1 range`, `3 ranges`, `1,200 ids`. */
+export const plural = (n: number | bigint, one: string, many = `${one}s`) => `${int(n)} ${n === 1 || n === 1n ? one : many}`;
+
+/** An id range: `99,991..100,000`. */
+export const rangeText = (r: IdRange) => `${int(r.beginId)}..${int(r.endId)}`;
+
+/** At most `limit` items, one a line, and how to see the rest. */
+export function limited<T>(items: readonly T[], limit: number, render: (item: T) => string, indent: string): string[] {
+  const lines = items.slice(0, limit).map((item) => indent + render(item));
+  if (items.length > limit) lines.push(`${indent}… ${int(items.length - limit)} more (--limit ${items.length} or --json for all)`);
+  return lines;
+}
 
 /** Whole numbers with thousands separators: `1,234,567`. */
 export function int(value: bigint | number): string {
@@ -128,7 +144,7 @@ export function value(v: unknown): string {
 
 /** Colours for the state word only; off unless stdout is a terminal and NO_COLOR is unset. */
 export function paint(enabled: boolean): (state: BackfillStatusName | string) => string {
-  const codes: Record<string, number> = { running: 32, paused: 33, failed: 31, cancelled: 35, completed: 36 };
+  const codes: Record<string, number> = { running: 32, paused: 33, held: 33, starting: 34, failed: 31, cancelled: 35, completed: 36 };
   return (state) => {
     const code = codes[state];
     return enabled && code !== undefined ? `\u001b[${code}m${state}\u001b[39m` : state;

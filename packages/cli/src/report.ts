@@ -1,177 +1,143 @@
+/**
+ * How the commands present what core computes: every number here comes from the runtime
+ * (status, audit, plan, eta); this file only reads them together and puts them in words.
+ */
 import {
-  MAX_BATCHES_PER_CYCLE,
-  estimate,
-  findGaps,
-  mergeRanges,
   nextWindowChange,
   observedRate,
-  rangeSize,
   rateAt,
-  spread,
   type AuditReport,
   type BackfillConfig,
   type BackfillStatus,
+  type ClassifiedGap,
   type FailedRange,
-  type IdRange,
   type IdSource,
-  type RangeEntry,
+  type RunEta,
   type SuperSpreader,
 } from "@superspreader/core";
+import * as f from "./format.js";
 
-/** A late tick starts its cycle when it runs instead of at its scheduled time (the runtime's rule). */
-const LATE_TICK_MS = 1_000;
-
-/** Everything the read commands show about one backfill, from one status and one audit read. */
+/** Everything the read commands show about one backfill: one status, audit and ETA read. */
 export interface Snapshot {
   readonly now: number;
   readonly status: BackfillStatus;
   readonly audit: AuditReport;
+  readonly eta: RunEta | null;
 }
 
 export async function snapshot(spreader: SuperSpreader, name: string): Promise<Snapshot> {
-  const [status, audit] = await Promise.all([spreader.status(name), spreader.audit(name)]);
-  return { now: Date.now(), status, audit };
+  const [status, audit, eta] = await Promise.all([spreader.status(name), spreader.audit(name), spreader.eta(name)]);
+  return { now: Date.now(), status, audit, eta };
 }
 
-/* ---------------------------------------------------------- range sets */
-
-/** The parts of `ranges` outside `cover`. */
-function subtract(ranges: readonly IdRange[], cover: readonly IdRange[]): IdRange[] {
-  return ranges.flatMap((r) => findGaps(r.beginId, r.endId, cover));
-}
-
-/** The parts of `ranges` inside `cover`. */
-function intersect(ranges: readonly IdRange[], cover: readonly IdRange[]): IdRange[] {
-  return subtract(ranges, subtract(ranges, cover));
-}
-
-const idsIn = (ranges: readonly IdRange[]) => ranges.reduce((sum, r) => sum + rangeSize(r), 0n);
-
-export type GapKind = "failed" | "deferred" | "in flight" | "not planned" | "missing";
-
-/** A gap of the ledger with the reason it is not done yet. */
-export interface ClassifiedGap extends IdRange {
-  readonly kind: GapKind;
-}
+/** True once the run is over: nothing of it will run again without a restart. */
+export const ended = (s: BackfillStatus) => s.status === "completed" || s.status === "failed" || s.status === "cancelled";
 
 /**
- * Splits the ledger's gaps by why they are open: failed and deferred ranges as recorded, ids the cursor has
- * not reached yet, and the rest, which were enqueued and are in flight (or, once the run ended, missing).
+ * A stalled chain: its tick is late by more than two cycles (and a minute). Workers' watchdogs
+ * revive a dead chain within seconds, so this means no worker defining the backfill is running.
  */
-export function classifyGaps({ status, audit }: Snapshot): ClassifiedGap[] {
-  const failed = mergeRanges(audit.failed);
-  const deferred = mergeRanges(audit.deferred);
-  const unplanned = status.cursor >= status.minId ? [{ beginId: status.minId, endId: status.cursor }] : [];
-  const afterFailed = subtract(audit.gaps, failed);
-  const afterDeferred = subtract(afterFailed, deferred);
-  const open = status.status === "running" || status.status === "paused";
-  const parts: ClassifiedGap[] = [
-    ...intersect(audit.gaps, failed).map((r) => ({ ...r, kind: "failed" as const })),
-    ...intersect(afterFailed, deferred).map((r) => ({ ...r, kind: "deferred" as const })),
-    ...intersect(afterDeferred, unplanned).map((r) => ({ ...r, kind: "not planned" as const })),
-    ...subtract(afterDeferred, unplanned).map((r) => ({ ...r, kind: open ? ("in flight" as const) : ("missing" as const) })),
+export function stalled(status: BackfillStatus): boolean {
+  return (status.status === "running" || status.status === "held") && status.tickOverdueMs > Math.max(60_000, 2 * status.config.duration * 1000);
+}
+
+export function etaJson(eta: RunEta | null) {
+  if (eta === null) return null;
+  return {
+    from: f.iso(eta.from),
+    finishAt: f.iso(eta.finishAt),
+    observedFinishAt: f.iso(eta.observedFinishAt),
+    cyclesRemaining: eta.cyclesRemaining,
+    batchesRemaining: eta.batchesRemaining,
+    idsRemaining: eta.idsRemaining,
+    observedIdsPerSecond: eta.observedIdsPerSecond,
+    extrapolated: eta.extrapolated,
+    ifResumedNow: eta.ifResumedNow,
+  };
+}
+
+/** The ETA in one line, or why there is none. */
+export function etaLine(status: BackfillStatus, eta: RunEta | null, now: number): string {
+  if (status.status === "starting") return "not started yet: waiting for a worker";
+  if (eta === null) return status.finishedAt === null ? status.status : `ended ${f.when(status.finishedAt, now)}`;
+  if (eta.finishAt === null) return "never at the configured rates (no cycle starts in a window whose rate is above 0)";
+  const cycles = eta.cyclesRemaining === null ? "" : `, ${f.plural(eta.cyclesRemaining, "cycle")}`;
+  const resumed = eta.ifResumedNow ? `, if ${status.status === "held" ? "the hold ended" : "resumed"} now` : "";
+  return `${f.when(eta.finishAt, now)}${cycles}${eta.extrapolated ? ", extrapolated past 100 years" : ""}${resumed}`;
+}
+
+/** Whether the observed-pace finish is worth showing: it differs from the calendar's by more than a cycle. */
+export function observedDiffers(eta: RunEta, config: BackfillConfig): boolean {
+  return eta.observedFinishAt !== null && (eta.finishAt === null || Math.abs(eta.observedFinishAt - eta.finishAt) > config.duration * 1000);
+}
+
+export function failureJson(r: FailedRange) {
+  return { beginId: r.beginId, endId: r.endId, cycle: r.cycle, errorName: r.errorName, error: r.error, attempts: r.attempts, at: f.iso(r.at) };
+}
+
+/** A failed range in one line: its error's first line (the cause chain follows on the next lines, indented by `indent`). */
+export function failureText(r: FailedRange, now: number, indent: string): string {
+  const [first, ...causes] = r.error.split("\n");
+  const head = `${f.rangeText(r)}  ${r.errorName}: ${first} (${f.plural(r.attempts, "attempt")}, ${f.relative(r.at, now)})`;
+  return [head, ...causes.map((line) => `${indent}  ${line.trim()}`)].join("\n");
+}
+
+export function gapJson(g: ClassifiedGap) {
+  return { beginId: g.beginId, endId: g.endId, ids: g.endId - g.beginId + 1n, kind: g.kind };
+}
+
+export function holdJson(s: BackfillStatus) {
+  const h = s.hold;
+  return h && { since: f.iso(h.since), reason: h.reason, lastError: h.lastError, probes: h.probes, nextProbeAt: f.iso(h.nextProbeAt) };
+}
+
+export function watchdogJson(s: BackfillStatus) {
+  return { revivals: s.watchdog.revivals, lastRevivedAt: f.iso(s.watchdog.lastRevivedAt), lastReason: s.watchdog.lastReason };
+}
+
+export function requestJson(s: BackfillStatus) {
+  const r = s.request;
+  return r && { at: f.iso(r.at), actor: r.actor, reason: r.reason, config: r.config, resetConfig: r.resetConfig };
+}
+
+/** How long a start request may wait before the CLI says no worker seems to pick it up: a watchdog looks every ~5 s. */
+const REQUEST_UNANSWERED_MS = 60_000;
+
+/** A start waiting for a worker, in words: who asked, when, with which config, and whether any worker seems to be there. */
+export function requestText(s: BackfillStatus, now: number): string | null {
+  const r = s.request;
+  if (r === null) return null;
+  const what = s.status === "starting" ? "first run" : "restart";
+  const config = s.status === "starting" || r.resetConfig ? "the definition's config" : "the live config";
+  const overrides = r.config ? ` with ${f.value(r.config)}` : "";
+  const late =
+    now - r.at > REQUEST_UNANSWERED_MS
+      ? `; no worker has taken it up in ${f.span(now - r.at)}: is a worker that defines ${s.name} running against this Redis and prefix?`
+      : "; a worker that defines it carries it out within seconds";
+  return `${what} requested by ${r.actor} ${f.relative(r.at, now)} (${config}${overrides})${r.reason ? ` "${r.reason}"` : ""}${late}`;
+}
+
+/** A hold in words, over several lines (the last error keeps its cause chain). */
+export function holdLines(s: BackfillStatus, now: number, indent: string): string[] {
+  const h = s.hold;
+  if (h === null) return [];
+  const probe = h.nextProbeAt === null ? "a probe batch is in flight" : `next probe ${f.when(h.nextProbeAt, now)}`;
+  return [
+    `held since ${f.when(h.since, now)}: ${h.reason}; ${f.plural(h.probes, "probe")} sent, ${probe}. It resumes by itself when a probe succeeds; \`superspreader resume ${s.name}\` resumes now.`,
+    ...(h.lastError === null ? [] : h.lastError.split("\n").map((line, i) => `${indent}${i === 0 ? "last error: " : "  "}${line.trim()}`)),
   ];
-  return parts.sort((a, b) => (a.beginId < b.beginId ? -1 : a.beginId > b.beginId ? 1 : 0));
 }
 
-/** Ranges and ids per kind. */
-export function tally(gaps: readonly ClassifiedGap[], kind: GapKind): { ranges: number; ids: bigint } {
-  const of = gaps.filter((g) => g.kind === kind);
-  return { ranges: of.length, ids: idsIn(of) };
-}
-
-/* ---------------------------------------------------------------- ETA */
-
-export interface EtaReport {
-  /** When the next cycle starts (the estimate's origin). */
-  readonly from: number;
-  readonly finishAt: number | null;
-  readonly observedFinishAt: number | null;
-  readonly cyclesRemaining: number | null;
-  readonly batchesRemaining: bigint;
-  readonly idsRemaining: bigint;
-  readonly extrapolated: boolean;
-  /** Observed ids per second over the last 15 minutes, or null. */
-  readonly observedIdsPerSecond: number | null;
-  /** For a paused backfill: the estimate if it were resumed now. */
-  readonly ifResumedNow: boolean;
-}
-
-/** When the next cycle starts: its scheduled time, or now when the tick is late (as the runtime does). */
-export function nextCycleAt(status: BackfillStatus, now: number): number {
-  return status.status === "running" && status.nextTickAt >= now - LATE_TICK_MS ? status.nextTickAt : now;
+/** What the watchdog did, or null when it never had to. */
+export function watchdogText(s: BackfillStatus, now: number): string | null {
+  const w = s.watchdog;
+  if (w.revivals === 0) return null;
+  const last = w.lastRevivedAt === null ? "" : `, last ${f.relative(w.lastRevivedAt, now)}`;
+  return `revived the tick chain ${f.plural(w.revivals, "time")}${last}${w.lastReason ? `: ${w.lastReason}` : ""}`;
 }
 
 export function observedOf(status: BackfillStatus, now: number): number | null {
   return observedRate(status.metrics, now, { startedAt: status.startedAt });
-}
-
-/** The ETA of a running or paused backfill through its peak calendar, and from its observed pace. */
-export function etaOf(snap: Snapshot, config: BackfillConfig = snap.status.config): EtaReport | null {
-  const { status, audit, now } = snap;
-  if (status.status !== "running" && status.status !== "paused") return null;
-  const from = nextCycleAt(status, now);
-  const observed = observedOf(status, now);
-  const eta = estimate({
-    config,
-    from,
-    idsRemaining: status.cursor >= status.minId ? status.cursor - status.minId + 1n : 0n,
-    requeued: audit.deferred,
-    observed,
-  });
-  return { from, ...eta, observedIdsPerSecond: observed, ifResumedNow: status.status === "paused" };
-}
-
-/* --------------------------------------------------------------- plan */
-
-export interface PlannedBatch extends IdRange {
-  readonly runAt: number;
-  /** "requeued": a deferred range enqueued again; "fresh": the next ids below the cursor. */
-  readonly kind: "requeued" | "fresh";
-}
-
-export interface CyclePlan {
-  readonly cycle: number;
-  readonly beginAt: number;
-  readonly perSecond: number;
-  readonly onPeak: boolean;
-  readonly slots: number;
-  readonly batches: PlannedBatch[];
-  readonly cursorBefore: bigint;
-  readonly cursorAfter: bigint;
-}
-
-/**
- * The batches the next tick would enqueue, computed the way the runtime plans a cycle: the rate at the
- * cycle's start, deferred ranges first, then fresh ranges down from the cursor. Enqueues nothing.
- */
-export function planNextCycle({ status, audit, now }: Snapshot): CyclePlan {
-  const beginAt = nextCycleAt(status, now);
-  const { perSecond, onPeak } = rateAt(status.config, beginAt);
-  const { batchSize, duration, spreadWithinSecond } = status.config;
-  const common = { perSecond, duration, beginAt, spreadWithinSecond };
-  // The cycle's slot times: spread over an id space larger than any cycle holds.
-  const slotTimes = spread({ ...common, initialId: MAX_BATCHES_PER_CYCLE, minId: 1, batchSize: 1 }).map((b) => b.runAt.getTime());
-  const requeued: RangeEntry[] = audit.deferred.slice(0, slotTimes.length);
-  const fresh =
-    status.cursor >= status.minId
-      ? spread({ ...common, initialId: status.cursor, minId: status.minId, batchSize }).slice(0, slotTimes.length - requeued.length)
-      : [];
-  const batches: PlannedBatch[] = [
-    ...requeued.map((r) => ({ beginId: r.beginId, endId: r.endId, kind: "requeued" as const })),
-    ...fresh.map((r) => ({ beginId: r.beginId, endId: r.endId, kind: "fresh" as const })),
-  ].map((b, i) => ({ ...b, runAt: slotTimes[i] as number }));
-  const last = fresh.at(-1);
-  return {
-    cycle: status.cycle,
-    beginAt,
-    perSecond,
-    onPeak,
-    slots: slotTimes.length,
-    batches,
-    cursorBefore: status.cursor,
-    cursorAfter: last ? last.beginId - 1n : status.cursor,
-  };
 }
 
 /* --------------------------------------------------------------- rows */
@@ -182,13 +148,10 @@ export interface RowProgress {
 }
 
 /** Rows done and in total, when the app's source for this backfill can count them. */
-export async function rowsOf(source: IdSource | undefined, snap: Snapshot): Promise<RowProgress | null> {
+export async function rowsOf(source: IdSource | undefined, audit: AuditReport): Promise<RowProgress | null> {
   const count = source?.capabilities.countRange;
-  if (!count || snap.audit.initialId < snap.audit.minId) return null;
-  const [total, ...done] = await Promise.all([
-    count(snap.audit.minId, snap.audit.initialId),
-    ...snap.audit.done.map((r) => count(r.beginId, r.endId)),
-  ]);
+  if (!count || audit.initialId < audit.minId) return null;
+  const [total, ...done] = await Promise.all([count(audit.minId, audit.initialId), ...audit.done.map((r) => count(r.beginId, r.endId))]);
   return { total, done: done.reduce((sum, n) => sum + n, 0n) };
 }
 

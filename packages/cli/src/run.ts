@@ -1,20 +1,22 @@
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
+import { isSuperSpreaderError } from "@superspreader/core";
 import { didYouMean } from "@superspreader/core/adapter";
 import { openApp, type App } from "./app.js";
-import * as commands from "./commands.js";
+import { meant } from "./args.js";
+import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type CommandSpec, type Context, type OptionName, type OptionValues } from "./commands.js";
 import { CliError, EXIT, describeFailure, type ExitCode } from "./errors.js";
 import { paint } from "./format.js";
-import { OVERVIEW, commandHelp } from "./help.js";
+import { commandHelp, overview } from "./help.js";
 
 /** Where `runCli` writes and what it reads. */
 export interface CliIO {
   /** Output: results (text, or JSON with `--json`). Colours only when `isTTY` is true and NO_COLOR is unset. */
   readonly stdout: { write(chunk: string): unknown; readonly isTTY?: boolean };
-  /** Errors and notes. */
+  /** Errors, and notes while a command waits (none with `--json`). */
   readonly stderr: { write(chunk: string): unknown };
   /**
-   * Environment: REDIS_URL, SUPERSPREADER_PREFIX, NO_COLOR, TERM, USER.
+   * Environment: REDIS_URL, SUPERSPREADER_PREFIX, NO_COLOR, TERM, USER (else LOGNAME, USERNAME, the OS user).
    * @default process.env
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -23,50 +25,46 @@ export interface CliIO {
    * @default process.cwd()
    */
   readonly cwd?: string;
+  /**
+   * Aborts a command that waits (`repair` waiting for a worker) or serves until stopped; the bin aborts it on SIGINT and SIGTERM.
+   * @default a signal that never aborts
+   */
+  readonly signal?: AbortSignal;
 }
 
-const OPTIONS = {
-  "redis-url": { type: "string" },
-  prefix: { type: "string" },
-  config: { type: "string" },
-  timeout: { type: "string" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  reason: { type: "string" },
-  actor: { type: "string" },
-  limit: { type: "string" },
-  yes: { type: "boolean", short: "y" },
-  restart: { type: "boolean" },
-  "dry-run": { type: "boolean" },
-} as const;
-
-type OptionName = keyof typeof OPTIONS;
-
-const GLOBAL: readonly OptionName[] = ["redis-url", "prefix", "config", "timeout", "json", "help"];
-const CHANGE: readonly OptionName[] = ["reason", "actor"];
-
-const COMMANDS: Readonly<Record<string, { run: commands.Command; options: readonly OptionName[] }>> = {
-  list: { run: commands.list, options: [] },
-  status: { run: commands.status, options: [] },
-  pause: { run: commands.pause, options: CHANGE },
-  resume: { run: commands.resume, options: CHANGE },
-  cancel: { run: commands.cancel, options: [...CHANGE, "yes"] },
-  "retry-failed": { run: commands.retryFailed, options: CHANGE },
-  start: { run: commands.start, options: [...CHANGE, "restart"] },
-  "config get": { run: commands.configGet, options: ["limit"] },
-  "config set": { run: commands.configSet, options: [...CHANGE, "dry-run"] },
-  plan: { run: commands.plan, options: ["limit"] },
-  estimate: { run: commands.estimateCommand, options: [] },
-  audit: { run: commands.audit, options: ["limit"] },
-};
+/** What parseArgs takes: the type and short flag of each option. */
+const PARSE_OPTIONS = Object.fromEntries(
+  Object.entries(OPTIONS).map(([name, option]) => [name, { type: option.type, ...("short" in option ? { short: option.short } : {}) }]),
+) as { [K in OptionName]: { type: (typeof OPTIONS)[K]["type"]; short?: string } };
 
 /** The usage error for an option parseArgs does not know, naming the option it most likely meant. */
 function unknownOption(argv: readonly string[], error: Error): CliError {
-  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  const { tokens } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: false, tokens: true });
   const unknown = tokens.find((t) => t.kind === "option" && !Object.hasOwn(OPTIONS, t.name));
   if (unknown?.kind !== "option") return new CliError(EXIT.USAGE, `${error.message} (see superspreader --help)`);
-  const meant = didYouMean(unknown.name, Object.keys(OPTIONS));
-  return new CliError(EXIT.USAGE, `unknown option ${unknown.rawName}: ${meant === null ? "see superspreader --help" : `did you mean --${meant}?`}`);
+  const option = didYouMean(unknown.name, Object.keys(OPTIONS));
+  return new CliError(EXIT.USAGE, `unknown option ${unknown.rawName}: ${option === null ? "see superspreader --help" : `did you mean --${option}?`}`);
+}
+
+function parse(argv: readonly string[]): { values: OptionValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: true });
+    return { values: values as OptionValues, positionals };
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(argv, error as Error);
+    throw new CliError(EXIT.USAGE, `${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")} (see superspreader --help)`);
+  }
+}
+
+/** The command the words name: `status`, `config set`; a usage error naming the one meant otherwise. */
+function commandOf(words: readonly string[]): { key: string; spec: CommandSpec } {
+  const key = words[0] === "config" && words[1] !== undefined ? `config ${words[1]}` : (words[0] as string);
+  const spec = COMMANDS[key];
+  if (spec !== undefined) return { key, spec };
+  const command = didYouMean(key, Object.keys(COMMANDS));
+  const hint =
+    key === "config" ? "use `config get NAME` or `config set NAME key=value...`" : command === null ? "see superspreader --help" : `did you mean \`${command}\`?`;
+  throw new CliError(EXIT.USAGE, `unknown command ${JSON.stringify(key)}: ${hint}`);
 }
 
 /** The OS account running the CLI (cron jobs and containers often have no USER), or null when it has no name. */
@@ -107,6 +105,16 @@ async function withTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
   }
 }
 
+/** An unknown backfill's error, with the stored name that was most likely meant. */
+async function withSuggestion(error: unknown, app: App, name: string | undefined): Promise<unknown> {
+  if (!isSuperSpreaderError(error) || error.code !== "UNKNOWN_BACKFILL" || name === undefined) return error;
+  const close = await meant(app, name).catch(() => null);
+  if (close === null) return error;
+  return new CliError(EXIT.UNKNOWN_BACKFILL, `${describeFailure(error).message.replace(/ \(`superspreader list`.*\)$/, "")}; did you mean \`${close}\`?`, { cause: error });
+}
+
+const NEVER = new AbortController().signal;
+
 /**
  * Runs the `superspreader` command line with `argv` (the arguments after the program name) and returns the
  * exit code: 0 ok, 1 operation failed, 2 usage error or invalid value, 3 unknown backfill, 4 Redis unreachable.
@@ -127,54 +135,50 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
   const env = io.env ?? process.env;
   const json = argv.includes("--json");
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-    } catch (error) {
-      if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(argv, error as Error);
-      throw new CliError(EXIT.USAGE, `${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")} (see superspreader --help)`);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parse(argv);
     const wantsHelp = values.help === true || positionals[0] === "help";
     const words = positionals[0] === "help" ? positionals.slice(1) : positionals;
-    const key = words[0] === "config" && words[1] !== undefined ? `config ${words[1]}` : words[0];
-    if (key === undefined) {
-      (wantsHelp ? io.stdout : io.stderr).write(OVERVIEW);
+    if (words[0] === undefined) {
+      (wantsHelp ? io.stdout : io.stderr).write(overview());
       return wantsHelp ? EXIT.OK : EXIT.USAGE;
     }
-    const command = COMMANDS[key];
-    if (command === undefined) {
-      const meant = didYouMean(key, Object.keys(COMMANDS));
-      const hint =
-        key === "config" ? "use `config get NAME` or `config set NAME key=value...`" : meant === null ? "see superspreader --help" : `did you mean \`${meant}\`?`;
-      throw new CliError(EXIT.USAGE, `unknown command ${JSON.stringify(key)}: ${hint}`);
-    }
+    const { key, spec } = commandOf(words);
     if (wantsHelp) {
       io.stdout.write(commandHelp(key));
       return EXIT.OK;
     }
     for (const option of Object.keys(values) as OptionName[]) {
-      if (!GLOBAL.includes(option) && !command.options.includes(option)) {
+      if (!GLOBAL_OPTIONS.includes(option) && !spec.options.includes(option)) {
         throw new CliError(EXIT.USAGE, `--${option} does not apply to \`${key}\` (see superspreader ${key} --help)`);
       }
     }
     const timeout = positiveNumber(values.timeout, "timeout", 30);
     const limit = Math.floor(positiveNumber(values.limit, "limit", 20));
     const user = env.USER || env.LOGNAME || env.USERNAME || osUser();
-    const context = {
-      args: words.slice(key.split(" ").length),
-      actor: values.actor ?? (user ? `cli:${user}` : "cli"),
-      reason: values.reason,
-      limit,
-      flags: { yes: values.yes === true, restart: values.restart === true, dryRun: values["dry-run"] === true },
-      paint: paint(!json && io.stdout.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb"),
-    };
-    const app: App = await withTimeout(
+    const args = words.slice(key.split(" ").length);
+    const app = await withTimeout(
       openApp({ redisUrl: values["redis-url"] ?? env.REDIS_URL, prefix: values.prefix ?? env.SUPERSPREADER_PREFIX, config: values.config, cwd: io.cwd ?? process.cwd() }),
       timeout,
     );
     try {
-      const output = await withTimeout(command.run({ ...context, app }), timeout);
+      const context: Context = {
+        app,
+        args,
+        options: values,
+        actor: values.actor ?? (user ? `cli:${user}` : "cli"),
+        reason: values.reason,
+        limit,
+        paint: paint(!json && io.stdout.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb"),
+        deadline: Date.now() + timeout * 1000,
+        signal: io.signal ?? NEVER,
+        note: (line) => {
+          if (!json) io.stderr.write(`${line}\n`);
+        },
+      };
+      const work = spec.run(context);
+      const output = await (spec.longRunning ? work : withTimeout(work, timeout)).catch(async (error: unknown) => {
+        throw await withSuggestion(error, app, args[0]);
+      });
       io.stdout.write(json ? toJson(output.json) : `${output.text}\n`);
       return EXIT.OK;
     } finally {
