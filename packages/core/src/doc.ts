@@ -99,6 +99,8 @@ export interface WatchdogRecord {
 /** A start asked for by a process that cannot carry it out itself (the CLI without the app). */
 export interface StartRequest {
   readonly at: number;
+  /** The id the run will get when a worker starts it, so whoever asked can follow it (absent in requests of earlier versions). */
+  readonly runId?: string;
   readonly actor: string;
   readonly reason: string | null;
   /** Config fields overriding the live one (or the definition's, for a first run). */

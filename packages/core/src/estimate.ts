@@ -374,3 +374,31 @@ export function nextWindowChange(config: BackfillConfig | BackfillConfigInput, a
   }
   return null;
 }
+
+/** The window in force at an instant and the next change, as {@link rateWindow} reports it. */
+export interface RateWindow {
+  readonly onPeak: boolean;
+  /** Batches per second in force. */
+  readonly perSecond: number;
+  /** When the window changes next, to what, and the rate then; null when it never changes. */
+  readonly next: { readonly at: number; readonly onPeak: boolean; readonly perSecond: number } | null;
+}
+
+/**
+ * The rate in force at `at`, and when and to what it changes next (through the peak calendar,
+ * daylight saving time included). What status pages show as "off peak (7.5/s) until Mon 05:00, then 3/s".
+ *
+ * @example
+ * ```ts
+ * rateWindow(status.config, Date.now());
+ * // { onPeak: false, perSecond: 7.5, next: { at: 1795438800000, onPeak: true, perSecond: 3 } }
+ * ```
+ */
+export function rateWindow(config: BackfillConfig | BackfillConfigInput, at: Date | number): RateWindow {
+  const valid = validateStoredConfig(config);
+  const start = toMs(at, "at");
+  const onPeak = valid.peak !== null && windowWalker(valid.peak)(start).onPeak;
+  const rate = (peak: boolean) => (peak ? valid.perSecondOnPeak : valid.perSecondOffPeak);
+  const change = nextWindowChange(valid, start);
+  return { onPeak, perSecond: rate(onPeak), next: change && { at: change.at, onPeak: change.onPeak, perSecond: rate(change.onPeak) } };
+}

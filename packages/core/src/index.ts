@@ -52,8 +52,8 @@ export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolic
 export { planCycle, cycleJobs, cycleCapacity, planRanges, batchJobId, tickJobId, LATE_TICK_MS, TICK_PRIORITY } from "./cycle.js";
 export type { RunState, CyclePlan, CycleJobs, CycleOptions } from "./cycle.js";
 export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary } from "./doc.js";
-export { estimate, observedRate, nextWindowChange } from "./estimate.js";
-export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange } from "./estimate.js";
+export { estimate, observedRate, nextWindowChange, rateWindow } from "./estimate.js";
+export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange, RateWindow } from "./estimate.js";
 export type { BackfillStatusName } from "./doc.js";
 export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener } from "./events.js";
 export { createSuperSpreader } from "./runtime.js";

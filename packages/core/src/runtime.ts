@@ -302,6 +302,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const now = clock.now();
     const request = {
       at: now,
+      runId: newRunId(),
       actor: opts.actor ?? "api",
       reason: opts.reason ?? null,
       config: opts.config ?? null,
@@ -348,6 +349,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const now = clock.now();
     const empty = minId === null || maxId === null;
     const doc = freshDoc(name, now, {
+      ...(request?.runId ? { runId: request.runId } : {}),
       status: empty ? "completed" : "running",
       config,
       minId: (minId ?? 1n).toString(),

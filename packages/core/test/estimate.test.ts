@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { estimate, nextWindowChange, observedRate } from "../src/estimate.js";
+import { estimate, nextWindowChange, observedRate, rateWindow } from "../src/estimate.js";
 import {
   cycleCapacity,
   cycleJobs,
@@ -307,6 +307,17 @@ describe("estimate", () => {
 });
 
 describe("nextWindowChange", () => {
+  it("says the window in force and the next change with its rate", () => {
+    const config = { batchSize: 1, duration: 60, perSecondOnPeak: 3, perSecondOffPeak: 7.5, peak: laWeekdays };
+    // Sunday 2026-11-22 12:00 UTC is off peak; Monday 05:00 PST (13:00 UTC) starts the peak at 3/s.
+    expect(rateWindow(config, Date.parse("2026-11-22T12:00:00Z"))).toEqual({
+      onPeak: false,
+      perSecond: 7.5,
+      next: { at: Date.parse("2026-11-23T13:00:00Z"), onPeak: true, perSecond: 3 },
+    });
+    expect(rateWindow({ batchSize: 1, duration: 60, perSecondOnPeak: 1, perSecondOffPeak: 2 }, 0)).toEqual({ onPeak: false, perSecond: 2, next: null });
+  });
+
   it("finds the next edge of a window, across the DST change", () => {
     const config = { batchSize: 1, duration: 60, perSecondOnPeak: 1, perSecondOffPeak: 2, peak: laWeekdays };
     // Friday 2026-10-30 13:00 PDT → off at 17:00 PDT.

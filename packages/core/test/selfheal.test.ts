@@ -237,6 +237,8 @@ describe("the watchdog: no chain waits for a human", () => {
     const restarted = await w.spreader.status("heal");
     expect(restarted.status).toBe("running");
     expect(restarted.runId).not.toBe(requested.runId);
+    // The run carries the id the request announced, so whoever asked can follow it.
+    expect(restarted.runId).toBe(requested.request?.runId);
     expect(restarted.request).toBeNull();
     await w.run();
     expect(ids.mismatches(2)).toEqual([]);
