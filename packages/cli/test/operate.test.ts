@@ -77,7 +77,7 @@ describe("resume, retry-failed and start with only --redis-url", () => {
     const s = (await run(["status", "steady", "--json"])).json();
     expect(s.watchdog).toMatchObject({ revivals: 1, lastReason: expect.stringMatching(/^tick job steady\.\w+\.t\d+\.e1 is missing, \d+ s after its time$/) });
     expect((await run(["status", "steady"])).stdout).toMatch(/^ {2}watchdog {4}revived the tick chain 1 time, last .*: tick job steady\.\S+ is missing/m);
-    expect((await run(["list"])).stdout).toMatch(/^steady .*\[revived 1×\]$/m);
+    expect((await run(["list"])).stdout).toMatch(/^steady .*revived 1×\]$/m);
   }, 40_000);
 
   it("retries the failed ranges of a failed run: it runs again and completes", async () => {
@@ -175,6 +175,9 @@ describe("repair, held runs and lost ranges", () => {
 
   it("shows ranges lost from every record in status, list and audit", async () => {
     await waitUntil("gap's lost range to show", async () => (await app.spreader.audit("gap")).classified.some((g) => g.kind === "lost"));
+    // Paused and settled first: a batch recorded while an audit reads can look lost for that one read (core's audit reads done before outstanding).
+    await app.spreader.pause("gap");
+    await waitUntil("gap's batches to settle", async () => (await app.spreader.audit("gap")).outstanding.length === 0);
     const s = (await run(["status", "gap", "--json"])).json();
     expect(s.ranges.lost).toEqual({ ranges: 1, ids: "10" });
     expect((await run(["status", "gap"])).stdout).toContain("  lost        1 range, 10 ids: enqueued, then neither in the queue nor recorded; the next ticks queue them again (`superspreader repair gap` now)");
