@@ -76,7 +76,7 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
   });
 
   it("waits a capped exponential backoff between attempts: no retry waits longer than maxDelayMs", async () => {
-    const { queue, start, status } = setup({ backoff: { type: "exponential", delayMs: 100, maxDelayMs: 300 } });
+    const { queue, start, status } = setup({ backoff: { type: "exponential", delayMs: 100, maxDelayMs: 200 } });
     const times: number[] = [];
     const seen: Seen[] = [];
     await start(async (data, context) => {
@@ -88,11 +88,11 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     await waitUntil("the job to fail for good", async () => (await status("capped")) === "failed", 15_000);
     expect(seen.map((s) => s.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
     const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
-    // 100, 200, then the cap; uncapped (Bee-Queue's own), the last two would wait 800 and 1,600 ms.
-    [100, 200, 300, 300, 300].forEach((expected, i) => {
+    // 100, then the cap; uncapped (Bee-Queue's own), the last two would wait 800 and 1,600 ms.
+    [100, 200, 200, 200, 200].forEach((expected, i) => {
       expect(gaps[i], `retry ${i + 1}`).toBeGreaterThanOrEqual(expected - 5);
-      // Bee-Queue activates a delayed job a few ms after its time (its own timer, then a script).
-      expect(gaps[i], `retry ${i + 1}`).toBeLessThan(300 + 250);
+      // The cap plus room for Bee-Queue's activation (its timer, then a script) on a loaded machine.
+      expect(gaps[i], `retry ${i + 1}`).toBeLessThan(200 + 500);
     });
   });
 

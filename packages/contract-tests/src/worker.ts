@@ -433,7 +433,8 @@ export function describeWorkerContract(name: string, factory: () => Promise<Work
       for (let i = 1; i < calls.length; i++) {
         const gap = (calls[i] ?? 0) - (calls[i - 1] ?? 0);
         expect(gap).toBeGreaterThanOrEqual(200 - SLACK_MS);
-        expect(gap).toBeLessThan(200 * 1.1 + 500);
+        // Far below the 5 s default: the option was honoured (a loaded machine may delay a timer a little).
+        expect(gap).toBeLessThan(200 * 1.1 + 1_500);
       }
       await sleep(500);
       expect(calls).toHaveLength(runs);

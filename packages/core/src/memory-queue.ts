@@ -1,4 +1,5 @@
-import { startWatchdog, shutdownOption, wholeNumberOption, functionOption } from "./adapter.js";
+import { functionOption, shutdownOption, wholeNumberOption } from "./options.js";
+import { startWatchdog } from "./watchdog-loop.js";
 import { systemClock, type Clock, type ManualClock } from "./clock.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import type { EnqueueResult, JobOutcome, JobProcessor, JobQueue, JobState, QueueCounts, QueueJob, ShutdownMode } from "./ports.js";
