@@ -12,6 +12,7 @@ import {
   holdJson,
   holdLines,
   lastErrors,
+  neverRan,
   observedDiffers,
   observedOf,
   requestJson,
@@ -97,8 +98,7 @@ export const list: Command = async ({ app, paint, args }) => {
     return [
       name,
       paint(s.status),
-      // A start cancelled before any worker took it up never had a run (nor an id space).
-      s.status === "starting" || (s.status === "cancelled" && progress.idsTotal === 0n)
+      s.status === "starting" || neverRan(s)
         ? s.status === "starting"
           ? "(no run yet)"
           : "(no run)"
@@ -157,6 +157,7 @@ export const status: Command = async (context) => {
     config: starting ? null : s.config,
   };
   if (starting) return { json, text: startingText(s, context, now) };
+  if (neverRan(s)) return { json, text: `${s.name} (${paint(s.status)}): cancelled ${f.relative(s.finishedAt ?? now, now)}, before any worker started its first run.` };
 
   const counted = (t: { ranges: number; ids: bigint }) => (t.ranges === 0 ? "none" : `${f.plural(t.ranges, "range")}, ${f.plural(t.ids, "id")}`);
   const pad = "              ";

@@ -34,6 +34,12 @@ export async function snapshot(spreader: SuperSpreader, name: string): Promise<S
 export const ended = (s: BackfillStatus) => s.status === "completed" || s.status === "failed" || s.status === "cancelled";
 
 /**
+ * True for a first run cancelled while it waited for a worker: it never had a run nor an id space
+ * (a run over an empty id space completes as it starts, so it is never cancelled).
+ */
+export const neverRan = (s: BackfillStatus) => s.status === "cancelled" && s.progress.idsTotal === 0n;
+
+/**
  * A stalled chain: its tick is late by more than two cycles (and a minute). Workers' watchdogs
  * revive a dead chain within seconds, so this means no worker defining the backfill is running.
  */

@@ -127,6 +127,7 @@ describe("resume, retry-failed and start with only --redis-url", () => {
     expect(repair.stderr).toContain('backfill "orphan" is starting: there is no run to repair');
     expect((await run(["cancel", "orphan", "--yes"])).stdout).toBe("orphan: starting → cancelled\n");
     expect((await run(["list"])).stdout).toMatch(/^orphan +cancelled +\(no run\) +ended /m);
+    expect((await run(["status", "orphan"])).stdout).toMatch(/^orphan \(cancelled\): cancelled (now|\d+s ago), before any worker started its first run\.$/m);
   });
 
   it("restarts with the live config and says so; --reset-config takes the definition's", async () => {
