@@ -100,7 +100,8 @@ export function createCore(options: CoreOptions): Core {
   const kick: Core["kick"] = async (name, change) => {
     const { after, changed } = await mutate(name, (doc) => {
       const patch = change(doc);
-      return patch === null ? null : { ...doc, epoch: doc.epoch + 1, ...patch };
+      // Without a queue the tick is left to the workers' watchdog, which looks at once for a run marked so.
+      return patch === null ? null : { ...doc, epoch: doc.epoch + 1, needsTick: queue === null, ...patch };
     });
     if (changed && queue !== null) {
       const at = Math.max(clock.now(), after.pending?.beginAt ?? after.nextTickAt);

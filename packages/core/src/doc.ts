@@ -167,6 +167,10 @@ export interface BackfillDoc {
   readonly request: StartRequest | null;
   readonly repairRequest: RepairRequest | null;
   readonly lastRepair: RepairSummary | null;
+  /** Set by a process without a queue that revived the chain: the watchdog enqueues the tick without waiting out its grace. */
+  readonly needsTick: boolean;
+  /** A placeholder written for a start requested before any run: its config is not the backfill's. */
+  readonly unstarted: boolean;
 }
 
 const STATUSES: readonly BackfillStatusName[] = ["running", "paused", "held", "cancelled", "completed", "failed", "starting"];
@@ -262,6 +266,8 @@ export function parseDoc(name: string, value: unknown, validated: (config: unkno
     request: (d.request as StartRequest | undefined) ?? null,
     repairRequest: (d.repairRequest as RepairRequest | undefined) ?? null,
     lastRepair: (d.lastRepair as RepairSummary | undefined) ?? null,
+    needsTick: d.needsTick === true,
+    unstarted: d.unstarted === true,
     finishedAt: (d.finishedAt as number | null | undefined) ?? null,
   };
 }

@@ -51,7 +51,7 @@ export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE, MIN_DURATION_SECONDS, DE
 export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolicyInput } from "./config.js";
 export { planCycle, cycleJobs, cycleCapacity, planRanges, batchJobId, tickJobId, LATE_TICK_MS, TICK_PRIORITY } from "./cycle.js";
 export type { RunState, CyclePlan, CycleJobs, CycleOptions } from "./cycle.js";
-export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary } from "./doc.js";
+export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary, RepairRequest } from "./doc.js";
 export { estimate, observedRate, nextWindowChange, rateWindow } from "./estimate.js";
 export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange, RateWindow } from "./estimate.js";
 export type { BackfillStatusName } from "./doc.js";

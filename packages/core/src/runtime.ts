@@ -1,7 +1,7 @@
 import { runBatch } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
 import { createCore, type Core } from "./context.js";
-import { validateConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { validateConfig, validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
 import { tickJob } from "./cycle.js";
 import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
@@ -237,6 +237,8 @@ function freshDoc(name: string, now: number, fields: Partial<BackfillDoc> & Pick
     request: null,
     repairRequest: null,
     lastRepair: null,
+    needsTick: false,
+    unstarted: false,
     ...fields,
   };
 }
@@ -310,7 +312,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     };
     const doc: BackfillDoc = current
       ? { ...current.doc, request, revision: current.doc.revision + 1, updatedAt: now }
-      : freshDoc(name, now, { status: "starting", config: UNKNOWN_CONFIG, request });
+      : freshDoc(name, now, { status: "starting", config: UNKNOWN_CONFIG, request, unstarted: true });
     const written = await store.compareAndSet(name, current?.version ?? 0, doc);
     if (written === null) return null;
     await recordChange(name, { startRequested: { from: null, to: { restart: current !== null, config: request.config, resetConfig: request.resetConfig } } }, opts);
@@ -323,6 +325,9 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const current = await core.read(name);
     checkRevision(name, current?.doc, opts);
     if (current && (current.doc.status === "running" || current.doc.status === "held")) {
+      // Without a queue there is nothing to revive with, and a new epoch would turn a live tick stale:
+      // the workers' watchdog revives a dead chain by itself.
+      if (queue === null) return statusOf(core, current.doc);
       // Running: revive the chain (a new epoch makes any surviving tick stale, so there is still one chain).
       const { after } = await core.kick(name, (d) => (d.status === "running" || d.status === "held" ? {} : null));
       return statusOf(core, after);
@@ -343,7 +348,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const request = current?.doc.request ?? null;
     const resetConfig = request?.resetConfig ?? opts.resetConfig ?? false;
     const overrides = request?.config ?? opts.config ?? null;
-    const live = current && current.doc.status !== "starting" && !resetConfig ? current.doc.config : definition.validConfig;
+    const live = current && !current.doc.unstarted && !resetConfig ? current.doc.config : definition.validConfig;
     const config = overrides ? validateConfig({ ...live, ...overrides }) : live;
     const [minId, maxId] = await Promise.all([definition.source.minId(), definition.source.maxId()]);
     const now = clock.now();
@@ -360,10 +365,11 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     });
     const written = await store.compareAndSet(name, current?.version ?? 0, doc);
     if (written === null) return null;
-    const which = current === null || current.doc.status === "starting" ? "definition's config" : resetConfig ? "definition's config (reset)" : "live config";
+    const known = current !== null && !current.doc.unstarted;
+    const which = !known ? "definition's config" : resetConfig ? "definition's config (reset)" : "live config";
     await recordChange(
       name,
-      { run: { from: current && current.doc.status !== "starting" ? current.doc.runId : null, to: doc.runId }, config: { from: current?.doc.config ?? null, to: config } },
+      { run: { from: known ? current.doc.runId : null, to: doc.runId }, config: { from: known ? current.doc.config : null, to: config } },
       {
         actor: request?.actor ?? opts.actor ?? "api",
         reason: `${request?.reason ?? opts.reason ?? (current ? "restart" : "start")} (${which}${overrides ? " with overrides" : ""})`,
@@ -488,7 +494,8 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       const { after } = await core.kick(name, (d) => {
         if (d.status === "paused") return { status: "running", revision: d.revision + 1 };
         if (d.status === "held") return { status: "running", hold: null, pace: null, nextTickAt: Math.min(d.nextTickAt, clock.now()), revision: d.revision + 1 };
-        return d.status === "running" ? {} : null;
+        // Reviving a running chain needs the queue; without one the watchdog does it.
+        return d.status === "running" && queue !== null ? {} : null;
       });
       if (doc.status !== "running") {
         await recordChange(name, { status: { from: doc.status, to: "running" } }, opts);
@@ -546,7 +553,9 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         if (doc.status === "starting") {
           throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is starting (waiting for a worker): change its config once it runs`);
         }
-        const config = validateConfig({ ...doc.config, ...patch });
+        // A zone an earlier version stored is kept unless this change sets a new peak schedule.
+        const merged = { ...doc.config, ...patch };
+        const config = "peak" in patch ? validateConfig(merged) : validateStoredConfig(merged);
         diff = {};
         for (const key of Object.keys(config) as (keyof BackfillConfig)[]) {
           if (JSON.stringify(config[key]) !== JSON.stringify(doc.config[key])) diff[key] = { from: doc.config[key], to: config[key] };

@@ -1,7 +1,7 @@
 import { SCAN_LIMIT, type Core } from "./context.js";
 import { rateAt, validateConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
 import { LATE_TICK_MS, cycleCapacity, cycleJobs, planCycle, planRanges } from "./cycle.js";
-import type { BackfillDoc, BackfillStatusName, HoldState, StartRequest, WatchdogRecord } from "./doc.js";
+import type { BackfillDoc, BackfillStatusName, HoldState, RepairRequest, RepairSummary, StartRequest, WatchdogRecord } from "./doc.js";
 import { estimate, observedRate } from "./estimate.js";
 import { findGaps, mergeRanges, rangeSize } from "./ids.js";
 import type { FailedRange, IdRange, OutstandingEntry, RangeEntry, RunMetrics } from "./ports.js";
@@ -55,6 +55,10 @@ export interface BackfillStatus {
   readonly reconciled: { readonly ranges: number };
   /** A start asked for from outside (the CLI), waiting for a worker that defines the backfill; null when none. */
   readonly request: StartRequest | null;
+  /** A repair asked for from outside, waiting for a worker; null when none. */
+  readonly repairRequest: RepairRequest | null;
+  /** What the last repair found and did; null before the first. */
+  readonly lastRepair: RepairSummary | null;
 }
 
 /** Why a gap of the ledger is open. */
@@ -165,6 +169,8 @@ export async function statusOf(core: Core, doc: BackfillDoc): Promise<BackfillSt
     watchdog: doc.watchdog,
     reconciled: { ranges: metrics.batchesLost },
     request: doc.request,
+    repairRequest: doc.repairRequest,
+    lastRepair: doc.lastRepair,
   };
 }
 
@@ -182,12 +188,12 @@ export async function auditOf(core: Core, doc: BackfillDoc): Promise<AuditReport
   const { store } = core;
   const minId = BigInt(doc.minId);
   const initialId = BigInt(doc.initialId);
-  const [done, deferred, failed, outstanding] = await Promise.all([
-    store.listDone(doc.name, doc.runId),
-    store.listDeferred(doc.name, doc.runId, SCAN_LIMIT),
-    store.listFailed(doc.name, doc.runId, SCAN_LIMIT),
-    doc.tracking ? store.listOutstanding(doc.name, doc.runId, Number.MAX_SAFE_INTEGER, SCAN_LIMIT) : Promise.resolve([]),
-  ]);
+  // One after another, in the order a range moves between them (outstanding → done, deferred or failed;
+  // failed → deferred), so a range recorded during the reads is seen in one of them, never "lost".
+  const outstanding = doc.tracking ? await store.listOutstanding(doc.name, doc.runId, Number.MAX_SAFE_INTEGER, SCAN_LIMIT) : [];
+  const failed = await store.listFailed(doc.name, doc.runId, SCAN_LIMIT);
+  const deferred = await store.listDeferred(doc.name, doc.runId, SCAN_LIMIT);
+  const done = await store.listDone(doc.name, doc.runId);
   const merged = mergeRanges(done);
   const gaps = initialId >= minId ? findGaps(minId, initialId, merged) : [];
   const cursor = BigInt(doc.cursor);

@@ -42,17 +42,19 @@ export async function watchdog(core: Core, hooks: WatchdogHooks): Promise<Watchd
       if (doc.repairRequest !== null) await hooks.repair(doc);
       if (doc.status !== "running" && doc.status !== "held") continue;
       const now = core.clock.now();
-      if (now - doc.nextTickAt < WATCHDOG_GRACE_MS) continue;
+      if (!doc.needsTick && now - doc.nextTickAt < WATCHDOG_GRACE_MS) continue;
       const id = tickJobId(doc.name, doc.runId, doc.cycle, doc.epoch);
       const [state = "missing"] = await queue.lookup([id]);
       if (LIVE.has(state)) continue;
-      const reason = `tick job ${id} is ${state}, ${Math.round((now - doc.nextTickAt) / 1000)} s after its time`;
+      const reason = doc.needsTick
+        ? `tick job ${id} is ${state}: the chain was revived by a process without the queue`
+        : `tick job ${id} is ${state}, ${Math.round((now - doc.nextTickAt) / 1000)} s after its time`;
       const record = (d: BackfillDoc) => ({ revivals: d.watchdog.revivals + 1, lastRevivedAt: now, lastReason: reason });
       if (state === "missing") {
         // The tick of this very cycle and epoch was never enqueued, or is gone: enqueue it (idempotent by id).
         const { changed, after } = await core.mutate(name, (d) =>
           d.runId === doc.runId && d.epoch === doc.epoch && d.cycle === doc.cycle && (d.status === "running" || d.status === "held")
-            ? { ...d, watchdog: record(d) }
+            ? { ...d, watchdog: record(d), needsTick: false }
             : null,
         );
         if (!changed) continue;
@@ -60,7 +62,7 @@ export async function watchdog(core: Core, hooks: WatchdogHooks): Promise<Watchd
       } else {
         // Given up or ended without moving the run on: that id is spent, so a new epoch takes over.
         const { kicked } = await core.kick(name, (d) =>
-          d.runId === doc.runId && d.epoch === doc.epoch && (d.status === "running" || d.status === "held") ? { watchdog: record(d) } : null,
+          d.runId === doc.runId && d.epoch === doc.epoch && (d.status === "running" || d.status === "held") ? { watchdog: record(d), needsTick: false } : null,
         );
         if (!kicked) continue;
       }

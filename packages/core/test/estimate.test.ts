@@ -41,6 +41,8 @@ function runAt(config: BackfillConfig, t: number, cursor: bigint, minId: bigint,
     request: null,
     repairRequest: null,
     lastRepair: null,
+    needsTick: false,
+    unstarted: false,
   };
 }
 

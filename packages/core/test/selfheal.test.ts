@@ -222,10 +222,9 @@ describe("the watchdog: no chain waits for a human", () => {
     expect((await cli.resume("heal", { actor: "cli:ops" })).status).toBe("running");
     await w.run();
     expect(ids.missing().length).toBeGreaterThan(0);
-    // Within its grace the watchdog leaves a tick be; past it, it enqueues the missing one.
+    // A run revived by a process without the queue is marked: the watchdog enqueues its tick at once.
+    expect(await w.spreader.watchdog()).toEqual([{ backfill: "heal", action: "revived", reason: expect.stringContaining("revived by a process without the queue") }]);
     expect(await w.spreader.watchdog()).toEqual([]);
-    w.clock.advance(10_000);
-    expect((await w.spreader.watchdog()).map((a) => a.action)).toEqual(["revived"]);
     await w.run();
     await completes(w, "heal", ids);
 
@@ -247,8 +246,35 @@ describe("the watchdog: no chain waits for a human", () => {
     const other = define(w, "fresh", 1_000);
     expect((await cli.start("fresh", { actor: "cli:ops" })).status).toBe("starting");
     expect((await w.spreader.watchdog()).map((a) => [a.backfill, a.action])).toEqual([["fresh", "started"]]);
+    const first = (await w.store.listConfigChanges("fresh", 1))[0];
+    expect(first?.changes.config).toMatchObject({ from: null, to: { batchSize: 100 } });
     await w.run();
     await completes(w, "fresh", other);
+  });
+
+  it("leaves a running chain alone when a tool without the queue calls start or resume on it", async () => {
+    const w = world();
+    define(w);
+    const cli = createSuperSpreader({ queue: null, store: w.store, clock: w.clock });
+    await w.spreader.start("heal");
+    await w.run(5);
+    const before = await w.store.get("heal");
+    await cli.start("heal");
+    await cli.resume("heal");
+    expect((await w.store.get("heal"))?.version).toBe(before?.version);
+    expect(await w.spreader.watchdog()).toEqual([]);
+  });
+
+  it("restarts a cancelled requested start with the definition's config, not the placeholder", async () => {
+    const w = world();
+    const ids = define(w, "late-start", 1_000);
+    const cli = createSuperSpreader({ queue: null, store: w.store, clock: w.clock });
+    await cli.start("late-start");
+    await cli.cancel("late-start");
+    await w.spreader.start("late-start", { restart: true });
+    expect((await w.spreader.status("late-start")).config).toMatchObject({ batchSize: 100, perSecondOffPeak: 10 });
+    await w.run();
+    await completes(w, "late-start", ids);
   });
 });
 
@@ -374,6 +400,20 @@ describe("revisions and honest restarts", () => {
     const reset = await w.spreader.start("heal", { restart: true, resetConfig: true });
     expect(reset.config.perSecondOffPeak).toBe(10);
     expect((await w.store.listConfigChanges("heal", 1))[0]?.reason).toBe("restart (definition's config (reset))");
+  });
+
+  it("changes the config of a backfill whose stored zone an earlier version accepted, keeping the zone", async () => {
+    const w = world();
+    define(w, "legacy-zone", 1_000);
+    await w.spreader.start("legacy-zone");
+    const stored = await w.store.get("legacy-zone");
+    const doc = stored?.value as { config: Record<string, unknown> };
+    await w.store.compareAndSet("legacy-zone", stored?.version ?? 0, { ...doc, config: { ...doc.config, peak: { timezone: "PST", windows: [{ days: [1], hours: [5, 17] }] } } });
+    const config = await w.spreader.updateConfig("legacy-zone", { perSecondOffPeak: 20 });
+    expect(config.peak?.timezone).toBe("PST");
+    expect(config.perSecondOffPeak).toBe(20);
+    // A new peak schedule must name a canonical zone.
+    await expect(w.spreader.updateConfig("legacy-zone", { peak: { timezone: "PST", days: "Mon", hours: [5, 17] } })).rejects.toMatchObject({ field: "peak.timezone" });
   });
 
   it("goes on with a state written by the previous version, pending plan included", async () => {
