@@ -1,5 +1,6 @@
 import type { App } from "./app.js";
 import * as change from "./change.js";
+import { dashboard } from "./dashboard.js";
 import * as read from "./read.js";
 
 /** Every option the CLI knows, with what its help says about it. */
@@ -19,6 +20,9 @@ export const OPTIONS = {
   "reset-config": { type: "boolean", description: "with --restart: the new run takes the config in the code, not the live one" },
   "dry-run": { type: "boolean", description: "validate and show the change and the new ETA; write nothing" },
   "no-wait": { type: "boolean", description: "write the request and return, without waiting for a worker" },
+  port: { type: "string", value: "N", description: "dashboard: the port to listen on (default: 7420; 0 picks a free one)" },
+  host: { type: "string", value: "ADDR", description: "dashboard: the address to listen on (default: 127.0.0.1)" },
+  "allow-control": { type: "boolean", description: "dashboard: let visitors pause, resume, retry, cancel and edit (recorded as --actor)" },
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string; value?: string; description: string }>;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -240,6 +244,19 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       details:
         "The ticks do this by themselves about a minute after a batch was due; repair does it now. Without --config a worker defining the backfill carries it out: the CLI waits for its report (up to --timeout) unless --no-wait.",
       examples: ['superspreader repair reencrypt-messages --reason "jobs deleted by hand"', "superspreader repair reencrypt-messages --no-wait"],
+    },
+  },
+  dashboard: {
+    run: dashboard,
+    options: ["port", "host", "allow-control", "actor"],
+    longRunning: true,
+    help: {
+      usage: "superspreader dashboard [--port N] [--host ADDR] [--allow-control] [--actor NAME]",
+      line: "serve the operator page and HTTP API (http://127.0.0.1:7420/) until interrupted",
+      summary: "serve the operator page and its HTTP API on the store until Ctrl-C; read-only unless --allow-control, bound to 127.0.0.1 unless --host",
+      details:
+        "With --allow-control every visitor may pause, resume, retry, cancel and edit, recorded as --actor (default cli:$USER); put an authenticating proxy in front before exposing it on another address. Only Redis is needed, as for every command.",
+      examples: ["superspreader dashboard --redis-url redis://localhost:6379", "superspreader dashboard --port 8080 --allow-control --actor ops-laptop"],
     },
   },
 };
