@@ -254,7 +254,8 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
   return {
     close() {
       closing ??= (async () => {
-        await watchdog.stop();
+        // Stopped alongside, not first: a watchdog run in progress must not delay an abort.
+        const watchdogStopped = watchdog.stop();
         // In abort mode nothing is recorded from here on: every running job is handed back.
         if (shutdown === "abort") abortAll();
         // Stops fetching at once. Its own timeout is a little longer than ours, so jobs that
@@ -265,6 +266,7 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
         // Aborted handlers hand their jobs back as they settle; those ignoring the abort are left to stall detection.
         if (abortReason !== null) await settlesWithin(allDone(), shutdownTimeoutMs);
         await beeClosed.catch(() => {});
+        await watchdogStopped;
         const client = (queue as unknown as { client?: { quit(done: () => void): void } }).client;
         if (ownsClient && client) await new Promise<void>((resolve) => client.quit(() => resolve()));
       })();

@@ -225,13 +225,15 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
       // Worker.close() stops fetching at once and resolves when running jobs have settled.
       const closed = worker.close();
       closed.catch((error: unknown) => onError(error, undefined));
-      await watchdog?.stop();
+      // Stopped alongside, not first: a watchdog run in progress must not delay an abort.
+      const watchdogStopped = watchdog?.stop();
       if (shutdown === "abort" || !(await settlesWithin(closed, shutdownTimeoutMs))) {
         abortReason = new DOMException("the BullMQ worker is shutting down", "AbortError");
         for (const delivery of running) delivery.controller.abort(abortReason);
         if (!(await settlesWithin(closed, shutdownTimeoutMs))) for (const delivery of running) delivery.abandon();
       }
       await closed.catch(() => {});
+      await watchdogStopped;
     })();
     return closing;
   };

@@ -460,7 +460,8 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       halt();
-      await watchdog?.stop();
+      // Stopped alongside, not first: a watchdog run in progress must not delay an abort.
+      const watchdogStopped = watchdog?.stop();
       const finished = shutdown === "drain" && (await settledWithin(shutdownTimeoutMs));
       if (!finished) {
         const reason = new DOMException("the in-memory worker is shutting down", "AbortError");
@@ -470,6 +471,7 @@ export function createMemoryWorker(options: MemoryWorkerOptions): MemoryWorker {
       }
       await Promise.all(loops);
       loops = [];
+      await watchdogStopped;
     })();
     return closing;
   };
