@@ -1,4 +1,4 @@
-import { tally, type BackfillConfig, type BackfillStatus, type ConfigChange, type GapKind } from "@superspreader/core";
+import { rateWindow, tally, type BackfillConfig, type BackfillStatus, type ConfigChange, type GapKind } from "@superspreader/core";
 import { nameArg } from "./args.js";
 import type { Command, Context, Output } from "./commands.js";
 import { CliError, EXIT } from "./errors.js";
@@ -22,7 +22,6 @@ import {
   stalled,
   watchdogJson,
   watchdogText,
-  windowOf,
   type Snapshot,
 } from "./report.js";
 
@@ -118,7 +117,7 @@ export const status: Command = async (context) => {
   const { status: s, audit, eta, now } = snap;
   const starting = s.status === "starting";
   const rows = starting ? null : await rowsOf(app.sources[name], audit);
-  const window = windowOf(s.config, now);
+  const window = rateWindow(s.config, now);
   const observed = observedOf(s, now);
   const errors = lastErrors(audit.failed, 5);
   const finished = { ranges: audit.done.length, ids: audit.done.reduce((sum, r) => sum + r.endId - r.beginId + 1n, 0n) };

@@ -3,9 +3,7 @@
  * (status, audit, plan, eta); this file only reads them together and puts them in words.
  */
 import {
-  nextWindowChange,
   observedRate,
-  rateAt,
   type AuditReport,
   type BackfillConfig,
   type BackfillStatus,
@@ -162,23 +160,6 @@ export async function rowsOf(source: IdSource | undefined, audit: AuditReport): 
 }
 
 /* ------------------------------------------------------------- window */
-
-export interface WindowReport {
-  readonly onPeak: boolean;
-  readonly perSecond: number;
-  /** When the window changes next, and the rate then; null when it never changes. */
-  readonly next: { readonly at: number; readonly onPeak: boolean; readonly perSecond: number } | null;
-}
-
-export function windowOf(config: BackfillConfig, now: number): WindowReport {
-  const current = rateAt(config, now);
-  const change = nextWindowChange(config, now);
-  return {
-    onPeak: current.onPeak,
-    perSecond: current.perSecond,
-    next: change && { at: change.at, onPeak: change.onPeak, perSecond: change.onPeak ? config.perSecondOnPeak : config.perSecondOffPeak },
-  };
-}
 
 /** The most recent failures first. */
 export function lastErrors(failed: readonly FailedRange[], limit: number): FailedRange[] {

@@ -4,6 +4,7 @@ import {
   nextWindowChange,
   observedRate,
   rateAt,
+  rateWindow,
   rangeSize,
   validateConfig,
   type AuditReport,
@@ -150,15 +151,9 @@ export async function etaOf(
 
 /* ------------------------------------------------------------- window */
 
-/** The rate in force at `now` and the next on/off-peak change. */
+/** The rate in force at `now` and the next on/off-peak change (core's {@link rateWindow}). */
 export function windowOf(config: BackfillConfig, now: number): WireWindow {
-  const current = rateAt(config, now);
-  const change = nextWindowChange(config, now);
-  return {
-    onPeak: current.onPeak,
-    perSecond: current.perSecond,
-    next: change && { at: change.at, onPeak: change.onPeak, perSecond: change.onPeak ? config.perSecondOnPeak : config.perSecondOffPeak },
-  };
+  return rateWindow(config, now);
 }
 
 /* ---------------------------------------------------------------- rows */
