@@ -24,7 +24,8 @@ export interface LogEventsOptions {
   /**
    * Level per event, overriding the defaults: `debug` for batchStarted, batchFinished, cyclePlanned
    * and batchDeferred; `warn` for a batchFailed that will be retried and `error` for a final one
-   * (a batchFailed override applies to both); `info` for the rest, `error` for a `completed` run
+   * (a batchFailed override applies to both); `warn` for held, probeFailed, rangesLost and revived
+   * (the runtime healed something: worth a look); `info` for the rest, `error` for a `completed` run
    * whose status is `failed`.
    * @default {}
    */
@@ -43,6 +44,10 @@ const MESSAGES = {
   cancelled: "backfill cancelled",
   completed: "backfill ended",
   configChanged: "backfill config changed",
+  held: "backfill held after a burst of failures",
+  probeFailed: "probe of a held backfill failed",
+  rangesLost: "lost ranges found and queued again",
+  revived: "tick chain revived by the watchdog",
 } as const satisfies Record<SuperSpreaderEventName, string>;
 
 const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "off"];
@@ -66,6 +71,11 @@ function defaultLevel<E extends SuperSpreaderEventName>(name: E, event: SuperSpr
       return "debug";
     case "batchFailed":
       return (event as SuperSpreaderEvents["batchFailed"]).final ? "error" : "warn";
+    case "held":
+    case "probeFailed":
+    case "rangesLost":
+    case "revived":
+      return "warn";
     case "completed":
       return (event as SuperSpreaderEvents["completed"]).status === "failed" ? "error" : "info";
     default:

@@ -6,7 +6,7 @@ import { checkSpreader, errorType, queueLagMs, subscribe } from "./subscribe.js"
 /** The `Content-Type` of {@link PrometheusMetrics.collect}'s text (exposition format 0.0.4). */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-const STATUSES: readonly BackfillStatusName[] = ["running", "paused", "cancelled", "completed", "failed"];
+const STATUSES: readonly BackfillStatusName[] = ["running", "paused", "held", "cancelled", "completed", "failed", "starting"];
 const METRIC_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Options of {@link prometheusMetrics}. */
@@ -109,6 +109,10 @@ export function prometheusMetrics(
   const ids = new CounterFamily(m("ids_total"), "Ids recorded done by this process (first completion of a range only).");
   const failures = new CounterFamily(m("failures_total"), "Failed batch attempts in this process; final=\"true\" when no retry follows.");
   const cycles = new CounterFamily(m("cycles_total"), "Scheduler cycles planned by this process.");
+  const healed = new CounterFamily(
+    m("healed_total"),
+    'What the runtime healed in this process: kind="lost_range" (a range the queue lost, enqueued again), "revival" (a dead tick chain revived), "hold" (a burst of failures held the run).',
+  );
   const duration = new HistogramFamily(m("batch_duration_seconds"), "Time a batch handler ran, done or failed.", durationBuckets);
   const lag = new HistogramFamily(m("queue_lag_seconds"), "Time between a batch's planned run time and its start.", lagBuckets);
 
@@ -133,6 +137,15 @@ export function prometheusMetrics(
     cyclePlanned(e) {
       cycles.inc({ backfill: e.backfill, on_peak: String(e.onPeak) });
     },
+    rangesLost(e) {
+      healed.inc({ backfill: e.backfill, kind: "lost_range" }, BigInt(e.ranges.length));
+    },
+    revived(e) {
+      healed.inc({ backfill: e.backfill, kind: "revival" });
+    },
+    held(e) {
+      healed.inc({ backfill: e.backfill, kind: "hold" });
+    },
   });
 
   const statusGauges = (read: readonly { name: string; status: BackfillStatus | null }[]) => {
@@ -150,6 +163,9 @@ export function prometheusMetrics(
     const overdue = g("tick_overdue_seconds", "How late the next tick is; well past one cycle means the tick chain died (start() revives it).");
     const started = g("started_timestamp_seconds", "When the current run started (Unix time).");
     const lastDone = g("last_done_timestamp_seconds", "When a batch of the current run was last recorded done (Unix time).");
+    const reconciled = g("reconciled_ranges", "Ranges of the current run found lost (gone from the queue or given up by it) and enqueued again.");
+    const revivals = g("watchdog_revivals", "Times the watchdog revived the current run's tick chain.");
+    const held = g("held_probes", "Probes sent since the run held itself (0 unless held).");
     for (const { name, status: s } of read) {
       const backfill = { backfill: name };
       up.set(backfill, s ? 1 : 0);
@@ -168,8 +184,11 @@ export function prometheusMetrics(
       overdue.set(backfill, s.tickOverdueMs / 1000);
       started.set(backfill, s.startedAt / 1000);
       if (s.progress.lastDoneAt !== null) lastDone.set(backfill, s.progress.lastDoneAt / 1000);
+      reconciled.set(backfill, s.reconciled.ranges);
+      revivals.set(backfill, s.watchdog.revivals);
+      held.set(backfill, s.hold?.probes ?? 0);
     }
-    return [up, info, status, idsTotal, idsDone, progress, stored, rate, onPeak, cycle, overdue, started, lastDone];
+    return [up, info, status, idsTotal, idsDone, progress, stored, rate, onPeak, cycle, overdue, started, lastDone, reconciled, revivals, held];
   };
 
   return {
@@ -181,7 +200,7 @@ export function prometheusMetrics(
       const read = await Promise.all(
         names.map(async (name) => ({ name, status: await spreader.status(name).catch(() => null) })),
       );
-      return renderFamilies([batches, ids, failures, cycles, duration, lag, ...statusGauges(read)]);
+      return renderFamilies([batches, ids, failures, cycles, healed, duration, lag, ...statusGauges(read)]);
     },
     close,
   };

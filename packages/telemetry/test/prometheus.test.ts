@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createManualClock, createMemoryIdSource, createMemoryJobQueue, createMemoryStateStore, createMemoryWorker, createSuperSpreader } from "@superspreader/core";
 import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "../src/index.js";
 import { HANDLER_MS, T0, eventsOf, runWithPause, scheduledEventSource, world } from "./helpers.js";
 
@@ -152,6 +153,41 @@ describe("prometheusMetrics", () => {
     // Exact lines, as a scraper reads them.
     expect(text).toContain('# TYPE superspreader_batches_total counter\nsuperspreader_batches_total{backfill="reindex",outcome="deferred"} ');
     expect(text).toContain('superspreader_batch_duration_seconds_bucket{backfill="reindex",outcome="done",le="+Inf"} 9\n');
+  });
+
+  it("counts what the runtime healed, and shows a held run's status and probes", async () => {
+    const clock = createManualClock(T0);
+    const queue = createMemoryJobQueue({ clock });
+    const spreader = createSuperSpreader({ queue, store: createMemoryStateStore(), clock, reconcileAfterMs: 1_000 });
+    let failing = true;
+    spreader.define("fragile", {
+      source: createMemoryIdSource({ minId: 1, maxId: 2_000 }),
+      config: { batchSize: 10, duration: 10, perSecondOnPeak: 5, perSecondOffPeak: 5, hold: { consecutiveFailures: 3, probeAfter: 3_600, maxProbeInterval: 3_600 } },
+      async handle() {
+        if (failing) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+      },
+    });
+    const exposition = prometheusMetrics(spreader);
+    await spreader.start("fragile");
+    const worker = createMemoryWorker({ queue, spreader });
+    await worker.runUntilIdle(clock, { maxJobs: 20 });
+    const held = parse(await exposition.collect());
+    const r = { backfill: "fragile" };
+    expect(value(held, "superspreader_backfill_status", { ...r, status: "held" })).toBe(1);
+    expect(value(held, "superspreader_healed_total", { ...r, kind: "hold" })).toBe(1);
+    expect(value(held, "superspreader_backfill_held_probes", r)).toBe(0);
+    // A batch job the queue loses is found by the ticks and counted.
+    failing = false;
+    await spreader.resume("fragile");
+    const lost = queue.all().find((j) => j.job.data.kind === "batch" && j.state === "delayed");
+    expect(lost).toBeDefined();
+    queue.remove(lost!.job.id);
+    await worker.runUntilIdle(clock);
+    const after = parse(await exposition.collect());
+    expect(value(after, "superspreader_backfill_status", { ...r, status: "completed" })).toBe(1);
+    expect(value(after, "superspreader_healed_total", { ...r, kind: "lost_range" })).toBe(1);
+    expect(value(after, "superspreader_backfill_reconciled_ranges", r)).toBe(1);
+    exposition.close();
   });
 
   it("escapes label values and help text", async () => {
