@@ -1,5 +1,5 @@
 import type BeeQueue from "bee-queue";
-import { describeValue, invalidOption, wholeNumberOption } from "@superspreader/core/adapter";
+import { describeValue, invalidOption, wholeNumberOption, cappedBackoffMs } from "@superspreader/core/adapter";
 import { readDelivery } from "./envelope.js";
 
 /** How Bee-Queue spaces the retries of a failed job. */
@@ -53,12 +53,8 @@ export function backoffOption(value: unknown, field = "backoff"): StoredBackoff 
   return type === "fixed" ? { strategy: "fixed", delay } : { strategy: CAPPED_EXPONENTIAL, delay, maxDelay };
 }
 
-/** The wait before the retry that follows failed attempt `attempt` (1 for the first run): `delay · 2^(attempt-1)`, at most `maxDelay`. */
-export function cappedDelay(attempt: number, delay: number, maxDelay: number): number {
-  // 2^1024 is Infinity: past the cap the exponent no longer matters.
-  const grown = delay * 2 ** Math.min(Math.max(0, attempt - 1), 64);
-  return Math.min(maxDelay, Number.isFinite(grown) ? grown : maxDelay);
-}
+/** The wait before retry n: core's capped exponential, `delayMs · 2^(n-1)` up to `maxDelayMs`. */
+export const cappedDelay = cappedBackoffMs;
 
 /**
  * Bee-Queue calls a strategy with the job before it counts the failure, so the attempt that

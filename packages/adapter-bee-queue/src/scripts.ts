@@ -1,7 +1,7 @@
 import type BeeQueue from "bee-queue";
 import { SuperSpreaderError } from "@superspreader/core";
 import type { JobState } from "@superspreader/core";
-import { describeValue } from "@superspreader/core/adapter";
+import { checkLookupIds, checkLookupStates, describeValue } from "@superspreader/core/adapter";
 
 /** The node_redis v3 client Bee-Queue runs its commands on (what of it the adapter uses). */
 interface NodeRedisClient {
@@ -65,14 +65,8 @@ return states
 
 /** Ids per script call: bounds how long one call blocks Redis; the calls share one batch. */
 const IDS_PER_SCRIPT = 1_000;
-const STATES: ReadonlySet<string> = new Set(["waiting", "delayed", "active", "completed", "failed", "missing"]);
 
-/** Checks `lookup`'s argument before anything is sent. */
-export function checkIds(ids: unknown): asserts ids is readonly string[] {
-  if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `ids must be an array of job ids (strings), got ${describeValue(ids)}`, { field: "ids" });
-  }
-}
+export { checkLookupIds as checkIds } from "@superspreader/core/adapter";
 
 /** `JobQueue.lookup` on Bee-Queue: one batch of {@link LOOKUP_SCRIPT} calls. */
 export async function lookupJobs(queue: BeeQueue, ids: readonly string[]): Promise<JobState[]> {
@@ -82,17 +76,13 @@ export async function lookupJobs(queue: BeeQueue, ids: readonly string[]): Promi
   const batch = client.batch();
   for (let start = 0; start < ids.length; start += IDS_PER_SCRIPT) batch.eval(LOOKUP_SCRIPT, keys.length, ...keys, ...ids.slice(start, start + IDS_PER_SCRIPT));
   const replies = await new Promise<unknown[]>((resolve, reject) => batch.exec((error, result) => (error ? reject(error) : resolve(result))));
-  const states: JobState[] = [];
+  const states: unknown[] = [];
   for (const reply of replies) {
     // node_redis puts a failed command's error in its place in the replies.
     if (reply instanceof Error) throw reply;
-    for (const state of reply as unknown[]) {
-      if (typeof state !== "string" || !STATES.has(state)) throw new Error(`unexpected job state ${describeValue(state)} from the lookup script`);
-      states.push(state as JobState);
-    }
+    states.push(...(reply as unknown[]));
   }
-  if (states.length !== ids.length) throw new Error(`the lookup script answered ${states.length} states for ${ids.length} ids`);
-  return states;
+  return checkLookupStates(states, ids.length);
 }
 
 /**

@@ -2,13 +2,17 @@ import type BeeQueue from "bee-queue";
 import type { JobOutcome, JobProcessor, ShutdownMode } from "@superspreader/core";
 import {
   booleanOption,
+  createWorkerReporter,
   describeValue,
   functionOption,
   invalidOption,
+  isConnectionError,
+  settlesWithin,
   shutdownOption,
   startWatchdog,
   wholeNumberOption,
 } from "@superspreader/core/adapter";
+import type { WorkerLogOption } from "@superspreader/core/adapter";
 import { registerBackoff } from "./backoff.js";
 import { openQueue, resolveLocation } from "./connection.js";
 import type { BeeQueueRedis } from "./connection.js";
@@ -96,12 +100,28 @@ export interface BeeQueueWorkerOptions {
    */
   readonly activateDelayedJobs?: boolean;
   /**
+   * How the worker talks (on stderr): one line when it starts (queue, backfills, concurrency),
+   * one when a backfill it defines starts, pauses, resumes, holds, fails or completes, a summary
+   * a minute at most, one line when Redis is lost and one when it is back. `"json"` prints the
+   * same as JSON lines, `"quiet"` nothing; or pass a pino-compatible logger.
+   * @default "text"
+   */
+  readonly log?: WorkerLogOption;
+  /**
    * Called with errors of failed attempts (with the job; Bee-Queue has recorded it and retries
    * while attempts remain) and of the worker itself (Redis trouble, a failed watchdog run;
    * without the job).
-   * @default logs to `console.error`
+   * @default the `log` option's lines: a lost connection once per outage, other errors once a minute each
    */
   readonly onError?: (error: unknown, job: BeeQueueWorkerJobInfo | undefined) => void;
+}
+
+/** Where the worker connects, without a password, for its log lines. */
+function whereOf(redis: unknown): string {
+  if (typeof redis === "string") return `Redis at ${redis.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")}`;
+  const options = redis as { host?: string; port?: number; path?: string; url?: string } | null;
+  if (typeof options?.url === "string") return whereOf(options.url);
+  return `Redis at ${options?.path ?? `${options?.host ?? "127.0.0.1"}:${options?.port ?? 6379}`}`;
 }
 
 /** A running Bee-Queue worker. */
@@ -120,23 +140,6 @@ interface Delivery {
   readonly controller: AbortController;
   /** Resolves when the handler settled and, if it had to, the job was handed back. */
   readonly done: Promise<void>;
-}
-
-function defaultOnError(error: unknown, job: BeeQueueWorkerJobInfo | undefined): void {
-  console.error(`[superspreader] bee-queue worker error${job ? ` in job ${job.id} (attempt ${job.attempt}/${job.maxAttempts})` : ""}:`, error);
-}
-
-/** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -166,7 +169,16 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
   const stallIntervalMs = wholeNumberOption(options.stallIntervalMs, "stallIntervalMs", 5_000, 1);
   const stalledCheckIntervalMs = wholeNumberOption(options.stalledCheckIntervalMs, "stalledCheckIntervalMs", Math.max(1, Math.floor(stallIntervalMs / 2)), 1);
   const activateDelayedJobs = booleanOption(options.activateDelayedJobs, "activateDelayedJobs", true);
-  const onError = functionOption(options.onError, "onError", defaultOnError);
+  const reporter = createWorkerReporter({
+    spreader,
+    ...(options.log === undefined ? {} : { log: options.log }),
+    queue: `Bee-Queue queue ${location.queueName}`,
+    concurrency,
+    connection: whereOf(location.redis),
+  });
+  const onError = functionOption<(error: unknown, job: BeeQueueWorkerJobInfo | undefined) => void>(options.onError, "onError", (error) =>
+    isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
+  );
 
   // A node_redis client given as `redis` is the caller's; options or a URL open one we own.
   const ownsClient = !["Redis", "RedisClient"].includes((location.redis as { constructor?: { name?: string } }).constructor?.name ?? "");
@@ -201,6 +213,8 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
     const info: BeeQueueWorkerJobInfo = { id: job.id, attempt: delivery.attempt, maxAttempts: delivery.maxAttempts };
     const controller = new AbortController();
     if (abortReason) controller.abort(abortReason);
+    // A job arrived: Redis answers again.
+    reporter.connectionBack();
     const performing = Promise.resolve().then(() =>
       spreader.perform(delivery.data, { attempt: delivery.attempt, maxAttempts: delivery.maxAttempts, signal: controller.signal }),
     );
@@ -242,7 +256,8 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
   });
   // Bee-Queue checks for stalled jobs once when processing starts; later checks are ours to schedule.
   queue.checkStalledJobs(stalledCheckIntervalMs).catch((error: unknown) => onError(error, undefined));
-  const watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined) });
+  const watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined), onSuccess: () => reporter.connectionBack() });
+  reporter.started();
 
   const abortAll = () => {
     abortReason = new DOMException("the Bee-Queue worker is shutting down", "AbortError");
@@ -267,6 +282,7 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
         if (abortReason !== null) await settlesWithin(allDone(), shutdownTimeoutMs);
         await beeClosed.catch(() => {});
         await watchdogStopped;
+        await reporter.stop();
         const client = (queue as unknown as { client?: { quit(done: () => void): void } }).client;
         if (ownsClient && client) await new Promise<void>((resolve) => client.quit(() => resolve()));
       })();

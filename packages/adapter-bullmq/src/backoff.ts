@@ -1,4 +1,4 @@
-import { describeValue, invalidOption, wholeNumberOption } from "@superspreader/core/adapter";
+import { describeValue, invalidOption, wholeNumberOption, cappedBackoffMs } from "@superspreader/core/adapter";
 import type { BackoffOptions } from "bullmq";
 
 /** Delay between a failed attempt and the next one. */
@@ -47,12 +47,8 @@ export function backoffOption(value: unknown, field = "backoff"): StoredBackoff 
   return type === "fixed" ? { type, delay } : { type: CAPPED_EXPONENTIAL, delay, maxDelay };
 }
 
-/** The wait before the retry that follows failed attempt `attempt` (1 for the first run): `delay · 2^(attempt-1)`, at most `maxDelay`. */
-export function cappedDelay(attempt: number, delay: number, maxDelay: number): number {
-  // 2^1024 is Infinity and Infinity·0 is NaN: past the cap the exponent no longer matters.
-  const grown = delay * 2 ** Math.min(Math.max(0, attempt - 1), 64);
-  return Math.min(maxDelay, Number.isFinite(grown) ? grown : maxDelay);
-}
+/** The wait before retry n: core's capped exponential, `delayMs · 2^(n-1)` up to `maxDelayMs`. */
+export const cappedDelay = cappedBackoffMs;
 
 /**
  * The worker's `settings.backoffStrategy`: BullMQ calls it for backoff types it does not know

@@ -1,6 +1,6 @@
 import { SuperSpreaderError } from "@superspreader/core";
 import type { JobState } from "@superspreader/core";
-import { describeValue } from "@superspreader/core/adapter";
+import { checkLookupIds, checkLookupStates, describeValue } from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
 
 /**
@@ -48,16 +48,13 @@ return states
 
 /** Ids per script call: bounds how long one call blocks Redis; the calls share one pipeline. */
 const IDS_PER_SCRIPT = 1_000;
-const STATES: ReadonlySet<string> = new Set(["waiting", "delayed", "active", "completed", "failed", "missing"]);
 
 /** Where a queue's keys are: BullMQ's `Queue.toKey`. */
 export type KeyOf = (type: string) => string;
 
 /** `JobQueue.lookup` on BullMQ: one pipeline of {@link LOOKUP_SCRIPT} calls. */
 export async function lookupJobs(connection: Redis | Cluster, toKey: KeyOf, ids: readonly string[]): Promise<JobState[]> {
-  if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `ids must be an array of job ids (strings), got ${describeValue(ids)}`, { field: "ids" });
-  }
+  checkLookupIds(ids);
   if (ids.length === 0) return [];
   const keys = ["completed", "failed", "delayed", "prioritized", "waiting-children", "active", "wait", "paused"].map(toKey);
   const pipeline = connection.pipeline();
@@ -65,14 +62,10 @@ export async function lookupJobs(connection: Redis | Cluster, toKey: KeyOf, ids:
     pipeline.eval(LOOKUP_SCRIPT, keys.length, ...keys, toKey(""), ...ids.slice(start, start + IDS_PER_SCRIPT));
   }
   const replies = (await pipeline.exec()) ?? [];
-  const states: JobState[] = [];
+  const states: unknown[] = [];
   for (const [error, reply] of replies) {
     if (error) throw error;
-    for (const state of reply as unknown[]) {
-      if (typeof state !== "string" || !STATES.has(state)) throw new Error(`unexpected job state ${describeValue(state)} from the lookup script`);
-      states.push(state as JobState);
-    }
+    states.push(...(reply as unknown[]));
   }
-  if (states.length !== ids.length) throw new Error(`the lookup script answered ${states.length} states for ${ids.length} ids`);
-  return states;
+  return checkLookupStates(states, ids.length);
 }

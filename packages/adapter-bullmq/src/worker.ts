@@ -1,6 +1,17 @@
 import { SuperSpreaderError } from "@superspreader/core";
 import type { JobContext, JobOutcome, JobProcessor, ShutdownMode } from "@superspreader/core";
-import { describeValue, functionOption, invalidOption, shutdownOption, startWatchdog, wholeNumberOption } from "@superspreader/core/adapter";
+import {
+  createWorkerReporter,
+  describeValue,
+  functionOption,
+  invalidOption,
+  isConnectionError,
+  settlesWithin,
+  shutdownOption,
+  startWatchdog,
+  wholeNumberOption,
+} from "@superspreader/core/adapter";
+import type { WorkerLogOption } from "@superspreader/core/adapter";
 import { WaitingError, Worker } from "bullmq";
 import type { Job } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
@@ -75,12 +86,27 @@ export interface BullMQWorkerOptions {
    */
   maxStalledCount?: number;
   /**
+   * How the worker talks (on stderr): one line when it starts (queue, backfills, concurrency),
+   * one when a backfill it defines starts, pauses, resumes, holds, fails or completes, a summary
+   * a minute at most, one line when Redis is lost and one when it is back. `"json"` prints the
+   * same as JSON lines, `"quiet"` nothing; or pass a pino-compatible logger.
+   * @default "text"
+   */
+  log?: WorkerLogOption;
+  /**
    * Called with errors of failed attempts (with the job) and of the worker itself
    * (connection trouble, lost locks, a failed watchdog run; without the job). Failed attempts
    * are retried and recorded by the runtime either way; this is for logs.
-   * @default logs them with console.error
+   * @default the `log` option's lines: a lost connection once per outage, other errors once a minute each
    */
   onError?: (error: unknown, job: BullMQWorkerJobInfo | undefined) => void;
+}
+
+/** Where the worker connects, without a password, for its log lines. */
+function whereOf(connection: Redis | Cluster): string {
+  if ((connection as { isCluster?: boolean }).isCluster === true) return "Redis Cluster";
+  const options = (connection as { options?: { host?: string; port?: number; path?: string } }).options ?? {};
+  return `Redis at ${options.path ?? `${options.host ?? "localhost"}:${options.port ?? 6379}`}`;
 }
 
 /** A running worker. */
@@ -109,19 +135,6 @@ function spreaderOption(value: unknown): JobProcessor {
     throw invalidOption("spreader", `must be a JobProcessor (a SuperSpreader, with perform and watchdog methods), got ${describeValue(value)}`);
   }
   return value as JobProcessor;
-}
-
-/** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -155,8 +168,15 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
   const lockDuration = wholeNumberOption(options.lockDurationMs, "lockDurationMs", 30_000, 1);
   const stalledInterval = wholeNumberOption(options.stalledIntervalMs, "stalledIntervalMs", 30_000, 1);
   const maxStalledCount = wholeNumberOption(options.maxStalledCount, "maxStalledCount", 1, 0);
-  const onError = functionOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, "onError", (error, job) =>
-    console.error(`[superspreader] BullMQ worker error${job ? ` in job ${job.id} (attempt ${job.attempt}/${job.maxAttempts})` : ""}:`, error),
+  const reporter = createWorkerReporter({
+    spreader,
+    ...(options.log === undefined ? {} : { log: options.log }),
+    queue: `BullMQ queue ${queueName}`,
+    concurrency,
+    connection: whereOf(connection),
+  });
+  const onError = functionOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, "onError", (error) =>
+    isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
   );
 
   const running = new Set<Delivery>();
@@ -180,6 +200,8 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     });
     const delivery: Delivery = { controller, abandon };
     running.add(delivery);
+    // A job arrived: Redis answers again.
+    reporter.connectionBack();
     const performing = Promise.resolve().then(() => spreader.perform(job.data, context));
     let outcome: JobOutcome | typeof ABANDONED;
     try {
@@ -234,6 +256,7 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
       }
       await closed.catch(() => {});
       await watchdogStopped;
+      await reporter.stop();
     })();
     return closing;
   };
@@ -246,6 +269,7 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
       cause: error,
     });
   }
-  watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined) });
+  watchdog = startWatchdog(spreader, { intervalMs: watchdogIntervalMs, onError: (error) => onError(error, undefined), onSuccess: () => reporter.connectionBack() });
+  reporter.started();
   return { close };
 }

@@ -1,4 +1,5 @@
 import type { BatchJobData, JobContext, JobOutcome, JobProcessor, JobQueue, QueueJob, WatchdogAction } from "@superspreader/core";
+import { createMemoryIdSource, createMemoryStateStore, createSuperSpreader } from "@superspreader/core";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -177,6 +178,23 @@ describe("runBullMQWorker", () => {
     expect(await queue.lookup(["j6"])).toEqual(["waiting"]);
     expect((await inspector.getJob("j6"))?.attemptsMade).toBe(0);
   });
+
+  it("talks: a line when it starts, the state of the backfills it defines, and when it stops", async () => {
+    const lines: string[] = [];
+    const logger = { info: (_f: unknown, m: string) => lines.push(`info ${m}`), warn: (_f: unknown, m: string) => lines.push(`warn ${m}`), error: (_f: unknown, m: string) => lines.push(`error ${m}`) };
+    const spreader = createSuperSpreader({ queue: openQueue({}), store: createMemoryStateStore() });
+    spreader.define("talking", { source: createMemoryIdSource({ minId: 1, maxId: 100 }), config: { batchSize: 10, duration: 1, perSecondOnPeak: 50, perSecondOffPeak: 50 }, handle: async () => {} });
+    const worker = await runBullMQWorker({ spreader, connection, queueName, watchdogIntervalMs: 0, log: logger });
+    workers.push(worker);
+    expect(lines[0]).toBe(`info worker started on BullMQ queue ${queueName}, concurrency 1, backfills: talking`);
+    await spreader.start("talking");
+    await waitUntil("the completion line", () => lines.some((l) => l.startsWith("info talking: completed: 100 ids")), 20_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}; lines: ${JSON.stringify(lines)}`);
+    });
+    await worker.close();
+    expect(lines.at(-1)).toBe("info worker stopped");
+    // It looks at the backfill's state every 5 s: the completion line comes within that.
+  }, 30_000);
 
   it("rejects bad options before connecting, with INVALID_ARGUMENT naming the field", async () => {
     const spreader = recording();

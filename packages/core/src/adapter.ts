@@ -27,3 +27,4 @@ export type { WatchdogOptions, WatchdogHandle } from "./watchdog-loop.js";
 export { createWorkerReporter } from "./worker-log.js";
 export type { WorkerLogger, WorkerLogOption, WorkerReporter, WorkerReporterOptions } from "./worker-log.js";
 export { describeError } from "./batch.js";
+export { checkLookupIds, checkLookupStates, settlesWithin, cappedBackoffMs, isConnectionError } from "./runner-kit.js";

@@ -107,8 +107,9 @@ export async function runBatch(core: Core, data: BatchJobData, context: JobConte
   const started = clock.now();
   const maxLateness = doc.config.maxLateness;
   // A first attempt far behind its slot (an outage, workers gone) is planned again at the rate
-  // instead of running now with the whole backlog. Retries and stall re-runs of a started range are not
-  // throttled here: their delay is the queue's backoff, not a backlog.
+  // instead of running now with the whole backlog. That includes a job re-delivered after a stall or a
+  // shutdown (queues count those as attempt 1 again): after an outage they are the backlog. Retries after
+  // a failed attempt are not checked: their delay is the queue's backoff, not a backlog.
   if (!probe && context.attempt === 1 && maxLateness !== null && data.scheduledAt !== undefined && started - data.scheduledAt > maxLateness * 1000) {
     return defer(core, doc, entry, "late");
   }

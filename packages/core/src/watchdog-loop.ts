@@ -13,6 +13,8 @@ export interface WatchdogOptions {
   onError: (error: unknown) => void;
   /** Called with what each run did, when it did something. @default ignored */
   onAction?: (actions: WatchdogAction[]) => void;
+  /** Called after each run that did not fail (the store and the queue answered). @default ignored */
+  onSuccess?: () => void;
 }
 
 /** A running watchdog loop. */
@@ -47,6 +49,7 @@ export function startWatchdog(processor: JobProcessor, options: WatchdogOptions)
     running = (async () => {
       try {
         const actions = await processor.watchdog();
+        options.onSuccess?.();
         if (actions.length > 0) options.onAction?.(actions);
       } catch (error) {
         options.onError(error);

@@ -2,6 +2,7 @@ import { describeError } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
 import type { BackfillStatusName } from "./doc.js";
 import { invalidOption } from "./options.js";
+import type { JobProcessor } from "./ports.js";
 import type { SuperSpreader } from "./runtime.js";
 import type { BackfillStatus } from "./status.js";
 
@@ -28,7 +29,11 @@ export type WorkerLogOption =
 
 /** Options of {@link createWorkerReporter}. */
 export interface WorkerReporterOptions {
-  readonly spreader: SuperSpreader;
+  /**
+   * What the worker runs. A `SuperSpreader` is watched for the backfills it defines; another
+   * processor only gets the start, connection and error lines.
+   */
+  readonly spreader: JobProcessor | SuperSpreader;
   /** @default "text" */
   readonly log?: WorkerLogOption;
   /** What the worker consumes, for the start line: `"BullMQ queue superspreader at redis://…"`. */
@@ -94,10 +99,13 @@ const int = (n: bigint | number) => n.toLocaleString("en-US");
 function transition(before: BackfillStatus | undefined, now: BackfillStatus): { level: "info" | "warn" | "error"; message: string } | null {
   const name = now.name;
   if (before !== undefined && before.runId !== now.runId) return { level: "info", message: `${name}: run ${now.runId} started (${int(now.progress.idsTotal)} ids)` };
-  if (before === undefined) return { level: "info", message: `${name}: ${describeState(now)}` };
-  if (before.status === now.status) return null;
+  // First seen while running or paused: where it stands. First seen ended or held: say so as a change would.
+  if (before === undefined && (now.status === "running" || now.status === "paused" || now.status === "starting")) {
+    return { level: "info", message: `${name}: ${describeState(now)}` };
+  }
+  if (before !== undefined && before.status === now.status) return null;
   const to: Record<BackfillStatusName, string> = {
-    running: before.status === "held" ? "resumed after its hold" : before.status === "paused" ? "resumed" : "running",
+    running: before?.status === "held" ? "resumed after its hold" : before?.status === "paused" ? "resumed" : "running",
     paused: "paused",
     held: `held: ${now.hold?.reason ?? "a burst of failures"}${now.hold?.lastError ? ` — last error: ${firstLine(now.hold.lastError)}` : ""}`,
     cancelled: "cancelled",
@@ -141,7 +149,10 @@ function span(ms: number): string {
  */
 export function createWorkerReporter(options: WorkerReporterOptions): WorkerReporter {
   const logger = loggerOf(options.log);
-  const { spreader } = options;
+  const candidate = options.spreader as Partial<SuperSpreader>;
+  // A bare processor (a wrapper of the runtime, a test's) cannot be watched; it still talks.
+  const spreader: SuperSpreader | null =
+    typeof candidate.defined === "function" && typeof candidate.status === "function" && typeof candidate.on === "function" ? (options.spreader as SuperSpreader) : null;
   const intervalMs = options.intervalMs ?? 5_000;
   const clock = options.clock ?? systemClock;
   const seen = new Map<string, BackfillStatus>();
@@ -154,7 +165,7 @@ export function createWorkerReporter(options: WorkerReporterOptions): WorkerRepo
   const errorsSeen = new Map<string, number>();
   const offs: Array<() => void> = [];
 
-  if (logger !== null) {
+  if (logger !== null && spreader !== null) {
     offs.push(
       spreader.on("batchFinished", (e) => {
         counts.batches++;
@@ -189,10 +200,10 @@ export function createWorkerReporter(options: WorkerReporterOptions): WorkerRepo
   };
 
   const look = async () => {
-    for (const name of spreader.defined()) {
+    for (const name of spreader?.defined() ?? []) {
       let now: BackfillStatus;
       try {
-        now = await spreader.status(name);
+        now = await (spreader as SuperSpreader).status(name);
       } catch {
         continue; // not started yet, or the store is down: the connection line says so
       }
@@ -204,7 +215,7 @@ export function createWorkerReporter(options: WorkerReporterOptions): WorkerRepo
   };
 
   const schedule = () => {
-    if (stopped || logger === null) return;
+    if (stopped || logger === null || spreader === null) return;
     timer = setTimeout(() => {
       looking = look().finally(schedule);
     }, intervalMs);
@@ -214,11 +225,9 @@ export function createWorkerReporter(options: WorkerReporterOptions): WorkerRepo
   return {
     started() {
       if (logger === null) return;
-      const names = spreader.defined();
-      logger.info(
-        { queue: options.queue, backfills: names, concurrency: options.concurrency },
-        `worker started on ${options.queue}, concurrency ${options.concurrency}, ${names.length === 0 ? "no backfills defined" : `backfills: ${names.join(", ")}`}`,
-      );
+      const names = spreader?.defined() ?? [];
+      const defined = spreader === null ? "" : `, ${names.length === 0 ? "no backfills defined" : `backfills: ${names.join(", ")}`}`;
+      logger.info({ queue: options.queue, backfills: names, concurrency: options.concurrency }, `worker started on ${options.queue}, concurrency ${options.concurrency}${defined}`);
       looking = look().finally(schedule);
     },
     connectionLost(error) {
