@@ -44,7 +44,10 @@ if (command === "demo") {
 } else if (command === "test") {
   must(run("bash", [join(root, "scripts/ensure-servers.sh")]), "installing the test servers");
   must(run(pnpmCmd, [...pnpmArgs, "install", ...frozen, "--reporter=silent"]), "pnpm install");
-  must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "--filter", "./examples/**", "typecheck"]), "type-checking");
+  must(
+    run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "--filter", "./examples/**", "--filter", "./e2e", "--filter", "./bench", "--filter", "./release", "typecheck"]),
+    "type-checking",
+  );
   // Every package must build to ESM + CJS with types and pass publint and arethetypeswrong.
   must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "build"]), "building");
   must(run(pnpmCmd, [...pnpmArgs, "-r", "--filter", "./packages/**", "lint:package"]), "package lint (publint, attw)");
