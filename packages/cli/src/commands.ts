@@ -195,7 +195,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       summary:
         "change config fields; the whole config is validated before anything is written, and the change is recorded with its time, old and new values, actor and reason",
       details:
-        "Values are JSON (numbers, true/false, null, objects); anything else is taken as a string. Fields: batchSize, duration, perSecondOnPeak, perSecondOffPeak, peak, maxAttempts, priority, spreadWithinSecond, maxLateness, hold. --dry-run validates and shows the change and the new ETA without writing. Changes apply from the next cycle.",
+        "Values are JSON (numbers, true/false, null, objects); anything else is taken as a string. Fields: batchSize, duration, perSecondOnPeak, perSecondOffPeak, peak, maxAttempts, priority, spreadWithinSecond, hold. --dry-run validates and shows the change and the new ETA without writing. Changes apply from the next cycle.",
       examples: [
         'superspreader config set reencrypt-messages perSecondOffPeak=10 --reason "quiet weekend"',
         "superspreader config set reencrypt-messages 'peak={\"timezone\":\"America/Los_Angeles\",\"days\":\"Mon-Fri\",\"hours\":[6,18]}' --dry-run",

@@ -336,6 +336,58 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
       });
     });
 
+    describe("start rate limit (a GCRA bucket read with the document)", () => {
+      it("reads the document like get, and without a limit never asks to wait", async () => {
+        expect(await store.readForStart(bf, run, 1_000)).toEqual({ doc: null, waitMs: 0 });
+        await store.compareAndSet(bf, 0, { n: 1 });
+        expect(await store.readForStart(bf, run, 1_000)).toEqual({ doc: { version: 1, value: { n: 1 } }, waitMs: 0 });
+      });
+
+      it("lets burst starts through at once, then gives each later one its own slot, 1/rate apart", async () => {
+        await store.compareAndSet(bf, 0, { n: 1 });
+        await store.setStartRate(bf, run, 2, 2, 10_000);
+        const waits = [];
+        for (let i = 0; i < 5; i++) waits.push((await store.readForStart(bf, run, 10_000)).waitMs);
+        expect(waits).toEqual([0, 0, 500, 1_000, 1_500]);
+        // Later, the next free slot is after the reserved ones.
+        expect((await store.readForStart(bf, run, 10_200)).waitMs).toBe(1_800);
+        // Idle long enough, the bucket is full again, but never more than the burst.
+        const after = [];
+        for (let i = 0; i < 3; i++) after.push((await store.readForStart(bf, run, 100_000)).waitMs);
+        expect(after).toEqual([0, 0, 500]);
+        // Another run has its own bucket.
+        expect((await store.readForStart(bf, "other", 100_000)).waitMs).toBe(0);
+      });
+
+      it("gives every concurrent start a different slot", async () => {
+        await store.compareAndSet(bf, 0, { n: 1 });
+        await store.setStartRate(bf, run, 1, 5, 1_000);
+        const reads = await Promise.all(Array.from({ length: 12 }, () => store.readForStart(bf, run, 1_000)));
+        expect(reads.map((r) => r.waitMs).sort((a, b) => a - b)).toEqual([0, 0, 0, 0, 0, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000]);
+      });
+
+      it("keeps reserved slots when the rate changes; at rate 0 it reserves nothing and says Infinity; null lifts the limit", async () => {
+        await store.compareAndSet(bf, 0, { n: 1 });
+        await store.setStartRate(bf, run, 1, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(1_000);
+        // Twice as fast from now: the next free slot is where the old rate left it (2 s), then 500 ms apart.
+        await store.setStartRate(bf, run, 2, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(2_000);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(2_500);
+        await store.setStartRate(bf, run, 0, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(Number.POSITIVE_INFINITY);
+        await store.setStartRate(bf, run, null, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(0);
+      });
+
+      it("rejects a bad rate or burst before writing", async () => {
+        await expect(store.setStartRate(bf, run, -1, 1, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "perSecond" });
+        await expect(store.setStartRate(bf, run, 1, 0, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "burst" });
+        await expect(store.setStartRate(bf, run, 1, 1.5, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "burst" });
+      });
+    });
+
     describe("failed attempts", () => {
       it("counts failures in a row until a completion, and the attempts of the last two minutes", async () => {
         const t0 = Date.UTC(2026, 10, 22, 12, 0, 0);

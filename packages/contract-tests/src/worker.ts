@@ -356,7 +356,7 @@ export function describeWorkerContract(name: string, factory: () => Promise<Work
         spreader.define(backfill, {
           source: createMemoryIdSource({ minId: 1n, maxId: 30n }),
           // Three batches in the first one-second cycle; a tick a second reconciles while one is outstanding.
-          config: { batchSize: 10, duration: 1, perSecondOnPeak: 3, perSecondOffPeak: 3, maxLateness: null, hold: false },
+          config: { batchSize: 10, duration: 1, perSecondOnPeak: 3, perSecondOffPeak: 3, hold: false },
           async handle({ beginId, endId, cycle }) {
             victim ??= { beginId, endId, cycle };
             if (victim.beginId === beginId && victimRuns < kills) {

@@ -14,6 +14,7 @@ export {
   checkName,
   checkRange,
   checkRunId,
+  checkStartRate,
   checkTime,
   JOB_ID_PATTERN,
   NAME_PATTERN,

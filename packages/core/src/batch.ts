@@ -1,3 +1,4 @@
+import { systemClock } from "./clock.js";
 import type { Core } from "./context.js";
 import type { BackfillDoc, HoldState } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
@@ -84,18 +85,48 @@ async function release(core: Core, doc: BackfillDoc): Promise<void> {
   }
 }
 
-/** Processes a batch job: runs the handler for its range and records the outcome. */
+/**
+ * Processes a batch job: reserves its start slot of the run's rate with the read, waits for it if the
+ * batch came early, runs the handler for its range and records the outcome.
+ */
 export async function runBatch(core: Core, data: BatchJobData, context: JobContext): Promise<JobOutcome> {
-  const { store, clock, events } = core;
-  const current = await core.read(data.backfill);
-  if (!current || current.doc.runId !== data.runId) return "skipped";
-  const { doc } = current;
+  const { clock } = core;
   const entry: RangeEntry = { beginId: BigInt(data.beginId), endId: BigInt(data.endId), cycle: data.cycle };
+  const probe = data.probe === true;
+  // The rate is enforced when batches start, not only when they are planned: each batch reserves a slot
+  // of its run's bucket with the read, so batches that come late in a heap (an outage, all workers gone)
+  // never start faster than the rate in force, each at its own slot. Workers slower than the rate never wait.
+  const { current, waitMs } = await core.readForStart(data.backfill, data.runId, clock.now());
+  const state = (doc: BackfillDoc | undefined): JobOutcome | null => {
+    if (!doc || doc.runId !== data.runId) return "skipped";
+    if (doc.status === "paused") return null;
+    if (doc.status === "held" && !probe) return null;
+    if (doc.status !== "running" && doc.status !== "held") return "skipped";
+    return "done";
+  };
+  let doc = current?.doc;
+  if (state(doc) === "skipped") return "skipped";
+  if (doc && state(doc) === null) return defer(core, doc, entry, doc.status === "paused" ? "paused" : "held");
+  if (!doc) return "skipped";
+  if (waitMs > 0 && !probe) {
+    // No rate in force now (a zero-rate window): planned again once there is one.
+    if (!Number.isFinite(waitMs)) return defer(core, doc, entry, "late");
+    const sleep = clock.sleep ?? systemClock.sleep;
+    await sleep?.(waitMs, context.signal);
+    if (context.signal.aborted) throw context.signal.reason ?? new Error("the worker is shutting down");
+    // The run may have been paused or held while this batch waited.
+    const again = await core.read(data.backfill);
+    doc = again?.doc;
+    if (state(doc) === "skipped" || !doc) return "skipped";
+    if (state(doc) === null) return defer(core, doc, entry, doc.status === "paused" ? "paused" : "held");
+  }
+  return runStarted(core, doc, data, entry, context);
+}
+
+async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entry: RangeEntry, context: JobContext): Promise<JobOutcome> {
+  const { store, clock, events } = core;
   const where = { ...core.base(doc), ...entry };
   const probe = data.probe === true;
-  if (doc.status === "paused") return defer(core, doc, entry, "paused");
-  if (doc.status === "held" && !probe) return defer(core, doc, entry, "held");
-  if (doc.status !== "running" && doc.status !== "held") return "skipped";
   const definition = core.registry.get(doc.name);
   if (!definition) {
     // Thrown, not skipped: a worker deployed without this backfill must not eat its jobs.
@@ -105,14 +136,6 @@ export async function runBatch(core: Core, data: BatchJobData, context: JobConte
     );
   }
   const started = clock.now();
-  const maxLateness = doc.config.maxLateness;
-  // A first attempt far behind its slot (an outage, workers gone) is planned again at the rate
-  // instead of running now with the whole backlog. That includes a job re-delivered after a stall or a
-  // shutdown (queues count those as attempt 1 again): after an outage they are the backlog. Retries after
-  // a failed attempt are not checked: their delay is the queue's backoff, not a backlog.
-  if (!probe && context.attempt === 1 && maxLateness !== null && data.scheduledAt !== undefined && started - data.scheduledAt > maxLateness * 1000) {
-    return defer(core, doc, entry, "late");
-  }
   events.emit("batchStarted", {
     ...where,
     attempt: context.attempt,

@@ -4,13 +4,35 @@ import { SuperSpreaderError, describeValue } from "./errors.js";
 export interface Clock {
   /** Now, in epoch milliseconds. */
   now(): number;
+  /**
+   * Waits `ms` milliseconds of this clock (a batch waiting for its start slot); resolves early when
+   * `signal` aborts. Without it, the runtime waits with `setTimeout`.
+   */
+  sleep?(ms: number, signal: AbortSignal): Promise<void>;
 }
 
-/** The real clock (`Date.now`). */
-export const systemClock: Clock = { now: () => Date.now() };
+/** The real clock (`Date.now`, `setTimeout`). */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+    }),
+};
 
-/** A clock that moves only when told to: for deterministic tests of schedules. */
+/**
+ * A clock that moves only when told to: for deterministic tests of schedules. `sleep(ms)` moves it
+ * forward by `ms` at once: time passes while a batch waits, as in a run with one worker.
+ */
 export interface ManualClock extends Clock {
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
   /** Moves to `ms` (epoch ms); never backwards. */
   set(ms: number): void;
   /** Moves forward by `ms` milliseconds. */
@@ -33,6 +55,9 @@ export function createManualClock(start: number | Date = 0): ManualClock {
   }
   return {
     now: () => current,
+    sleep: async (ms) => {
+      if (Number.isFinite(ms) && ms > 0) current += ms;
+    },
     set(ms) {
       if (!Number.isFinite(ms)) throw new SuperSpreaderError("INVALID_ARGUMENT", `ms must be finite, got ${describeValue(ms)}`, { field: "ms" });
       if (ms > current) current = ms;

@@ -93,14 +93,6 @@ export interface BackfillConfigInput {
    */
   spreadWithinSecond?: boolean;
   /**
-   * A batch whose first attempt starts more than this many seconds after its planned time is
-   * not run: it is deferred and planned again, at the rate, by the next cycles. So after an
-   * outage (all workers gone, Redis down) at most `perSecond × maxLateness` batches start at
-   * once, never the whole backlog. Retries are exempt. `null` runs late batches whenever they come.
-   * @default 10
-   */
-  maxLateness?: number | null;
-  /**
    * Holds the run (status `held`, no attempts spent, batches deferred) when batches fail in a
    * burst — a database outage — then probes with one batch at a growing, capped interval and
    * resumes by itself when a probe succeeds. `false` turns it off.
@@ -119,7 +111,6 @@ export interface BackfillConfig {
   readonly maxAttempts: number;
   readonly priority: number | null;
   readonly spreadWithinSecond: boolean;
-  readonly maxLateness: number | null;
   /** `null` when holds are off. */
   readonly hold: HoldPolicy | null;
 }
@@ -133,7 +124,6 @@ const KEYS = [
   "maxAttempts",
   "priority",
   "spreadWithinSecond",
-  "maxLateness",
   "hold",
 ];
 const HOLD_KEYS = Object.keys(HOLD_DEFAULTS);
@@ -275,8 +265,6 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
       field: "spreadWithinSecond",
     });
   }
-  const maxLateness = raw.maxLateness === undefined ? 10 : raw.maxLateness;
-  if (maxLateness !== null) checkPositive(maxLateness, "maxLateness", "a number of seconds > 0 or null", 86_400 * 365);
   const hold = parseHold(raw.hold);
   return {
     batchSize,
@@ -287,7 +275,6 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
     maxAttempts,
     priority: priority as number | null,
     spreadWithinSecond,
-    maxLateness: maxLateness as number | null,
     hold,
   };
 }

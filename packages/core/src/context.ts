@@ -26,6 +26,8 @@ export interface Core {
   readonly tickAttempts: number;
   readonly reconcileAfterMs: number;
   read(name: string): Promise<{ version: number; doc: BackfillDoc } | null>;
+  /** A batch's read: the document and a start token of the run's rate limit (see `StateStore.readForStart`). */
+  readForStart(name: string, runId: string, at: number): Promise<{ current: { version: number; doc: BackfillDoc } | null; waitMs: number }>;
   readOrThrow(name: string): Promise<{ version: number; doc: BackfillDoc }>;
   /**
    * Read-modify-write with compare-and-set. `change` returns the new document, or null to
@@ -63,15 +65,21 @@ export function createCore(options: CoreOptions): Core {
   // Every batch reads the document. Validating its config (time zone included) is the costly
   // part, so the last config seen valid is remembered per backfill, with its JSON.
   const validConfigs = new Map<string, { json: string; config: BackfillConfig }>();
-  const read: Core["read"] = async (name) => {
-    const stored = await store.get(name);
-    if (!stored) return null;
+  const parse = (name: string, stored: { version: number; value: unknown }) => {
     const raw = (stored.value as { config?: unknown } | null)?.config;
     const json = JSON.stringify(raw);
     const known = validConfigs.get(name);
     const doc = parseDoc(name, stored.value, () => (known?.json === json ? known.config : undefined));
     if (known?.json !== json) validConfigs.set(name, { json, config: doc.config });
     return { version: stored.version, doc };
+  };
+  const read: Core["read"] = async (name) => {
+    const stored = await store.get(name);
+    return stored ? parse(name, stored) : null;
+  };
+  const readForStart: Core["readForStart"] = async (name, runId, at) => {
+    const { doc, waitMs } = await store.readForStart(name, runId, at);
+    return { current: doc ? parse(name, doc) : null, waitMs };
   };
 
   const readOrThrow: Core["readOrThrow"] = async (name) => {
@@ -119,6 +127,7 @@ export function createCore(options: CoreOptions): Core {
     tickAttempts: options.tickAttempts,
     reconcileAfterMs: options.reconcileAfterMs,
     read,
+    readForStart,
     readOrThrow,
     mutate,
     write,

@@ -1,7 +1,7 @@
 import { SuperSpreaderError } from "./errors.js";
 import { mergeRanges, rangeSize } from "./ids.js";
 import type { ConfigChange, FailedRange, FailureCounts, IdRange, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
-import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkTime } from "./validate-args.js";
+import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkStartRate, checkTime } from "./validate-args.js";
 
 interface RunData {
   done: IdRange[];
@@ -40,6 +40,11 @@ function byEndDescThenCycle(a: RangeEntry, b: RangeEntry): number {
  */
 export function createMemoryStateStore(): StateStore {
   const docs = new Map<string, { version: number; json: string }>();
+  /**
+   * Start rate limits by run, as GCRA: `tat` is the theoretical arrival time of the next start (epoch ms);
+   * a start conforms `burst - 1` intervals before it. Every request reserves the next slot.
+   */
+  const buckets = new Map<string, { perSecond: number | null; burst: number; tat: number }>();
   const history = new Map<string, ConfigChange[]>();
   const runs = new Map<string, RunData>();
 
@@ -85,6 +90,32 @@ export function createMemoryStateStore(): StateStore {
       checkName(name);
       const stored = docs.get(name);
       return stored ? { version: stored.version, value: JSON.parse(stored.json) as unknown } : null;
+    },
+
+    async readForStart(name, runId, at) {
+      checkName(name);
+      checkRunId(runId);
+      checkTime(at, "at");
+      const stored = docs.get(name);
+      const doc = stored ? { version: stored.version, value: JSON.parse(stored.json) as unknown } : null;
+      const bucket = buckets.get(`${name}\u0000${runId}`);
+      if (!bucket || bucket.perSecond === null) return { doc, waitMs: 0 };
+      if (bucket.perSecond === 0) return { doc, waitMs: Number.POSITIVE_INFINITY };
+      const interval = 1000 / bucket.perSecond;
+      const tat = Math.max(bucket.tat, at);
+      const startAt = Math.max(at, tat - (bucket.burst - 1) * interval);
+      bucket.tat = tat + interval;
+      return { doc, waitMs: Math.ceil(startAt - at) };
+    },
+
+    async setStartRate(name, runId, perSecond, burst, at) {
+      checkName(name);
+      checkRunId(runId);
+      checkStartRate(perSecond, burst);
+      checkTime(at, "at");
+      const key = `${name}\u0000${runId}`;
+      // Slots already handed out stay reserved: the next one is free at the stored tat (or now).
+      buckets.set(key, { perSecond, burst, tat: buckets.get(key)?.tat ?? at });
     },
 
     async compareAndSet(name, expectedVersion, value) {

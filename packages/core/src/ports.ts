@@ -327,6 +327,22 @@ export interface StateStore {
   /** The backfill's document and version, or `null` when the name is unknown. One read. */
   get(name: string): Promise<Versioned<unknown> | null>;
   /**
+   * What a batch reads before it starts, in one round trip: the backfill's document (as `get`), and a
+   * start slot of the run's rate limit (see `setStartRate`), reserved atomically with the read. The
+   * limit is a GCRA token bucket: `burst` starts at once, then one every `1/perSecond` s. `waitMs` is
+   * how long after `at` (now, epoch ms) the reserved slot begins: 0 when a token was free (or the run has
+   * no limit), else the batch waits that long and then starts; every call reserves its own slot, so
+   * waiting batches never compete for the same one. At a rate of 0 nothing is reserved and `waitMs` is
+   * `Infinity`.
+   */
+  readForStart(name: string, runId: string, at: number): Promise<{ readonly doc: Versioned<unknown> | null; readonly waitMs: number }>;
+  /**
+   * Sets the run's start rate limit: `burst` starts at once (a whole number ≥ 1), then one every
+   * `1/perSecond` seconds (`perSecond` ≥ 0; `null` removes the limit). Slots already reserved stay
+   * reserved. Idempotent. The runtime sets it whenever the rate in force changes.
+   */
+  setStartRate(name: string, runId: string, perSecond: number | null, burst: number, at: number): Promise<void>;
+  /**
    * Atomic compare-and-set. Writes `value` when the stored version equals
    * `expectedVersion` (`0` means "must not exist yet") and returns the new version;
    * returns `null` and writes nothing otherwise.

@@ -16,10 +16,24 @@ const LIVE: ReadonlySet<JobState> = new Set(["waiting", "delayed", "active"]);
  * be repeated after a crash with the same outcome.
  */
 
+/**
+ * Starts a run's bucket lets through at once: one second of the rate in whole-second mode (a second's
+ * batches are planned at the same instant), one in spread mode (they are planned 1/rate apart).
+ */
+export function startBurst(perSecond: number, spreadWithinSecond: boolean): number {
+  return spreadWithinSecond ? 1 : Math.max(1, Math.ceil(perSecond));
+}
+
 /** Enqueues a stored plan's jobs and advances the cursor. Safe to repeat: job ids are deterministic. */
 export async function finalize(core: Core, version: number, doc: BackfillDoc, plan: CyclePlan): Promise<void> {
   const queue = core.needQueue("running a tick");
   const jobs = cycleJobs(doc, plan, { tickAttempts: core.tickAttempts, reconcileAfterMs: core.reconcileAfterMs });
+  // A new grid means a new rate in force: the bucket batches take their start tokens from follows it
+  // (before any batch of the grid can start). Repeating it after a crash sets the same values.
+  if (plan.kind === "work" && plan.pace !== null && plan.pace.tick === 1) {
+    const perSecond = Number(plan.perSecond);
+    await core.store.setStartRate(doc.name, doc.runId, perSecond, startBurst(perSecond, plan.spreadWithinSecond), core.clock.now());
+  }
   // Recorded before they are enqueued: a range enqueued is always outstanding until recorded.
   if (doc.tracking && jobs.outstanding.length > 0) await core.store.addOutstanding(doc.name, doc.runId, jobs.outstanding);
   // The tick goes last: when it exists, every batch before it in this call was stored.

@@ -54,6 +54,16 @@ export function checkTime(value: unknown, field: string): void {
   }
 }
 
+/** A start rate limit: `perSecond` a finite number ≥ 0 or null, `burst` a whole number ≥ 1. */
+export function checkStartRate(perSecond: unknown, burst: unknown): void {
+  if (perSecond !== null && (typeof perSecond !== "number" || !Number.isFinite(perSecond) || perSecond < 0)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `perSecond must be a finite number ≥ 0 or null, got ${describeValue(perSecond)}`, { field: "perSecond" });
+  }
+  if (!Number.isSafeInteger(burst) || (burst as number) < 1) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `burst must be a whole number ≥ 1, got ${describeValue(burst)}`, { field: "burst" });
+  }
+}
+
 export function checkLimit(limit: unknown): void {
   if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1) {
     throw new SuperSpreaderError("INVALID_ARGUMENT", `limit must be a whole number ≥ 1, got ${describeValue(limit)}`, { field: "limit" });

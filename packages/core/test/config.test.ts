@@ -22,18 +22,17 @@ describe("validateConfig", () => {
       maxAttempts: 3,
       priority: null,
       spreadWithinSecond: false,
-      maxLateness: 10,
       hold: { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 },
     });
   });
 
-  it("reads a config stored by the previous version (no maxLateness, no hold) with today's defaults", () => {
+  it("reads a config stored by the previous version (no hold) with today's defaults", () => {
     const stored = { ...good, peak: null, maxAttempts: 3, priority: null, spreadWithinSecond: false };
-    expect(validateConfig(stored)).toMatchObject({ ...stored, maxLateness: 10, hold: { consecutiveFailures: 10 } });
+    expect(validateConfig(stored)).toMatchObject({ ...stored, hold: { consecutiveFailures: 10 } });
   });
 
-  it("turns holds off with hold: false and late deferral off with maxLateness: null", () => {
-    expect(validateConfig({ ...good, hold: false, maxLateness: null })).toMatchObject({ hold: null, maxLateness: null });
+  it("turns holds off with hold: false", () => {
+    expect(validateConfig({ ...good, hold: false })).toMatchObject({ hold: null });
   });
 
   it("suggests the field a misspelt key meant", () => {
@@ -102,8 +101,6 @@ describe("validateConfig", () => {
     [{ ...good, maxAttempts: 0 }, "maxAttempts", "got 0"],
     [{ ...good, priority: 0 }, "priority", "got 0"],
     [{ ...good, spreadWithinSecond: "yes" }, "spreadWithinSecond", 'got "yes"'],
-    [{ ...good, maxLateness: 0 }, "maxLateness", "got 0"],
-    [{ ...good, maxLateness: "10" }, "maxLateness", 'got "10"'],
     [{ ...good, hold: "on" }, "hold", 'got "on"'],
     [{ ...good, hold: { consecutiveFailures: 0 } }, "hold.consecutiveFailures", "got 0"],
     [{ ...good, hold: { errorRate: 1.5 } }, "hold.errorRate", "got 1.5"],

@@ -455,7 +455,7 @@ describe("revisions and honest restarts", () => {
     expect(ids.mismatches(1)).toEqual([]);
     const status = await w.spreader.status("old");
     expect(status.status).toBe("completed");
-    expect(status.config.maxLateness).toBe(10);
+    expect(status.config.hold?.consecutiveFailures).toBe(10);
     // The jobs of the old plan were the ones it promised: slot k at k / rate, no priority.
     const first = w.queue.all().find((r) => r.job.id === "old.oldrun000001.b0.901-1000");
     expect(first?.job).toMatchObject({ runAt: T0, attempts: 3 });

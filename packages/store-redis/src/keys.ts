@@ -34,6 +34,8 @@ export interface BackfillKeys {
 }
 
 export interface RunKeys {
+  /** The run's start rate limit: a hash of `perSecond`, `burst` and `tat` (GCRA). */
+  readonly start: string;
   readonly done: string;
   readonly deferred: string;
   readonly failed: string;
@@ -58,6 +60,7 @@ export function backfillKeys(prefix: string, name: string): BackfillKeys {
 export function runKeys(prefix: string, name: string, runId: string): RunKeys {
   const base = `${prefix}:{${name}}:run:${runId}`;
   return {
+    start: `${base}:start`,
     done: `${base}:done`,
     deferred: `${base}:deferred`,
     failed: `${base}:failed`,

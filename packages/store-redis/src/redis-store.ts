@@ -1,6 +1,6 @@
 import { MAX_ID, SuperSpreaderError, isSuperSpreaderError, padId, rangeSize } from "@superspreader/core";
 import type { ConfigChange, FailedRange, FailureCounts, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
-import { NAME_PATTERN, checkEntry, checkLimit, checkName, checkRunId, checkTime, describeValue, invalidOption } from "@superspreader/core/adapter";
+import { NAME_PATTERN, checkEntry, checkLimit, checkName, checkRunId, checkStartRate, checkTime, describeValue, invalidOption } from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
 import {
   type BackfillKeys,
@@ -113,17 +113,37 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
     return runKeys(prefix, name, runId);
   }
 
+  /** A document hash's fields as a Versioned, or null when it does not exist. */
+  function versioned(doc: string, version: string | undefined, value: string | undefined): Versioned<unknown> | null {
+    if (version === undefined && value === undefined) return null;
+    if (version === undefined || !/^[1-9]\d{0,14}$/.test(version)) {
+      throw corrupt(doc, version === undefined ? "has no version field" : `has version = ${JSON.stringify(version)}, expected a whole number ≥ 1`);
+    }
+    if (value === undefined) throw corrupt(doc, "has no value field");
+    return { version: Number(version), value: parseJson(doc, value) };
+  }
+
   return {
     async get(name): Promise<Versioned<unknown> | null> {
       const { doc } = backfill("get", name);
       const fields = await call("get", doc, () => client.hgetall(doc));
       if (Object.keys(fields).length === 0) return null;
-      const { version, value } = fields;
-      if (version === undefined || !/^[1-9]\d{0,14}$/.test(version)) {
-        throw corrupt(doc, version === undefined ? "has no version field" : `has version = ${JSON.stringify(version)}, expected a whole number ≥ 1`);
-      }
-      if (value === undefined) throw corrupt(doc, "has no value field");
-      return { version: Number(version), value: parseJson(doc, value) };
+      return versioned(doc, fields.version, fields.value);
+    },
+
+    async readForStart(name, runId, at) {
+      const { doc } = backfill("readForStart", name);
+      const { start } = runOf("readForStart", name, runId);
+      checkTime(at, "at");
+      const [version, value, wait] = await call("readForStart", start, () => client.superspreaderReadForStart(doc, start, String(at)));
+      return { doc: versioned(doc, version ?? undefined, value ?? undefined), waitMs: wait === "inf" ? Number.POSITIVE_INFINITY : Number(wait) };
+    },
+
+    async setStartRate(name, runId, perSecond, burst, at) {
+      const { start } = runOf("setStartRate", name, runId);
+      checkStartRate(perSecond, burst);
+      checkTime(at, "at");
+      await call("setStartRate", start, () => client.superspreaderSetStartRate(start, perSecond === null ? "none" : String(perSecond), String(burst), String(at)));
     },
 
     async compareAndSet(name, expectedVersion, value) {

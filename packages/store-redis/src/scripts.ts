@@ -406,6 +406,52 @@ if added > 0 then redis.call('HSET', metrics, 'batchesDeferred', int(n + added))
 return #moving
 `;
 
+/**
+ * KEYS: doc, start. ARGV: at (epoch ms). What a batch reads before it starts: the document's version
+ * and value, and a start slot of the run's GCRA bucket, reserved in the same step. Returns
+ * {version or false, value or false, waitMs as a string ('inf' at rate 0)}; a run without a bucket
+ * (or with perSecond unset) waits 0 and reserves nothing.
+ */
+const READ_FOR_START = `${PRELUDE}
+local doc, start, at = KEYS[1], KEYS[2], tonumber(ARGV[1])
+local bad, why = checkTypes({{doc, 'hash'}, {start, 'hash'}})
+if bad then return corrupt(bad, why) end
+local fields = redis.call('HMGET', doc, 'version', 'value')
+local rate = redis.call('HMGET', start, 'perSecond', 'burst', 'tat')
+local wait = '0'
+if rate[1] and rate[1] ~= 'none' then
+  local perSecond, burst, tat = tonumber(rate[1]), tonumber(rate[2]), tonumber(rate[3])
+  if not perSecond or perSecond < 0 or not burst or burst < 1 or not tat then
+    return corrupt(start, 'holds perSecond = "' .. tostring(rate[1]) .. '", burst = "' .. tostring(rate[2]) .. '", tat = "' .. tostring(rate[3]) .. '", expected numbers')
+  end
+  if perSecond == 0 then
+    wait = 'inf'
+  else
+    local interval = 1000 / perSecond
+    if tat < at then tat = at end
+    local startAt = tat - (burst - 1) * interval
+    if startAt < at then startAt = at end
+    redis.call('HSET', start, 'tat', string.format('%.17g', tat + interval))
+    wait = string.format('%d', math.ceil(startAt - at))
+  end
+end
+return {fields[1] or false, fields[2] or false, wait}
+`;
+
+/**
+ * KEYS: start. ARGV: perSecond ('none' lifts the limit), burst, at. Sets the bucket's rate; the next
+ * free slot (tat) is kept, or is now for a new bucket.
+ */
+const SET_START_RATE = `${PRELUDE}
+local start = KEYS[1]
+local bad, why = checkTypes({{start, 'hash'}})
+if bad then return corrupt(bad, why) end
+local tat = redis.call('HGET', start, 'tat')
+if not tat or not tonumber(tat) then tat = ARGV[3] end
+redis.call('HSET', start, 'perSecond', ARGV[1], 'burst', ARGV[2], 'tat', tat)
+return 1
+`;
+
 /** KEYS: metrics, minutes. Both hashes as flat arrays, read in one atomic step. */
 const READ_METRICS = `${PRELUDE}
 local bad, why = checkTypes({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}})
@@ -424,6 +470,8 @@ const COMMANDS = {
   superspreaderReclaimOutstanding: { numberOfKeys: 4, lua: RECLAIM_OUTSTANDING },
   superspreaderRequeueFailed: { numberOfKeys: 3, lua: REQUEUE_FAILED },
   superspreaderReadMetrics: { numberOfKeys: 2, lua: READ_METRICS, readOnly: true },
+  superspreaderReadForStart: { numberOfKeys: 2, lua: READ_FOR_START },
+  superspreaderSetStartRate: { numberOfKeys: 1, lua: SET_START_RATE },
 } as const;
 
 declare module "ioredis" {
@@ -452,6 +500,8 @@ declare module "ioredis" {
     superspreaderReclaimOutstanding(outstanding: string, done: string, deferred: string, metrics: string, ...args: string[]): Result<number[], Context>;
     superspreaderRequeueFailed(failed: string, deferred: string, metrics: string, since: string): Result<number, Context>;
     superspreaderReadMetrics(metrics: string, minutes: string): Result<[string[], string[]], Context>;
+    superspreaderReadForStart(doc: string, start: string, at: string): Result<[string | null, string | null, string], Context>;
+    superspreaderSetStartRate(start: string, perSecond: string, burst: string, at: string): Result<number, Context>;
   }
 }
 

@@ -19,6 +19,7 @@ function fresh() {
     outstanding: `${bf}:run:${run}:outstanding`,
     metrics: `${bf}:run:${run}:metrics`,
     minutes: `${bf}:run:${run}:minutes`,
+    start: `${bf}:run:${run}:start`,
   };
   return { store, keys: { ...keys, prefix } };
 }
@@ -47,6 +48,21 @@ describe("hand-edited keys give CORRUPT_DATA naming the key", () => {
     await expect(store.get("bf")).rejects.toMatchObject(corruptAt(keys.doc));
     await client.hdel(keys.doc, "value");
     await expect(store.get("bf")).rejects.toMatchObject(corruptAt(keys.doc));
+  });
+
+  it("start rate bucket of the wrong type or with bad numbers, and nothing is reserved", async () => {
+    const { store, keys } = fresh();
+    await store.compareAndSet("bf", 0, { n: 1 });
+    await client.set(keys.start, "x");
+    await expect(store.readForStart("bf", run, 1_000)).rejects.toMatchObject(corruptAt(keys.start));
+    await expect(store.setStartRate("bf", run, 1, 1, 1_000)).rejects.toMatchObject(corruptAt(keys.start));
+    await client.del(keys.start);
+    await client.hset(keys.start, "perSecond", "fast", "burst", "1", "tat", "0");
+    await expect(store.readForStart("bf", run, 1_000)).rejects.toMatchObject(corruptAt(keys.start));
+    expect(await client.hget(keys.start, "tat")).toBe("0");
+    // The document of the same call is not mistaken for a bad one.
+    await client.del(keys.start);
+    expect((await store.readForStart("bf", run, 1_000)).doc).toEqual({ version: 1, value: { n: 1 } });
   });
 
   it("names index of the wrong type", async () => {
