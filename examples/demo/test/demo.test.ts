@@ -153,8 +153,8 @@ describe("flags", () => {
     expect(parse()).toEqual({
       rows: 1_000_000,
       batchSize: 2_000,
-      perSecondOnPeak: 30,
-      perSecondOffPeak: 30,
+      perSecondOnPeak: 20,
+      perSecondOffPeak: 20,
       peak: null,
       duration: 2,
       concurrency: 2,
