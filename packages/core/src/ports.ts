@@ -251,6 +251,36 @@ export interface JobProcessor {
   watchdog(): Promise<WatchdogAction[]>;
 }
 
+/* ------------------------------------------------------------------ health */
+
+/** A health indicator's verdict: go on, go slower, or stop starting batches. */
+export type HealthLevel = "ok" | "slow" | "stop";
+
+/** What a health indicator returns. */
+export interface HealthReading {
+  readonly level: HealthLevel;
+  /** Why, in words, with the value and the threshold: `"replica lag 2.3 s > 1.5 s"`. */
+  readonly reason: string;
+  /** The measured value (seconds of lag, transactions, threads, …), or null when there is none. */
+  readonly value: number | null;
+}
+
+/** What an indicator is given each time it is polled. */
+export interface HealthContext {
+  /** The backfill it is polled for. */
+  readonly backfill: string;
+  /** Aborted when the check takes longer than its timeout: stop querying and throw. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A pluggable health signal of the database a backfill writes (replica lag, long transactions,
+ * load): polled on an interval by the runtime, which lowers the rate on `slow` and holds the run on
+ * `stop`. Throw when it cannot read its signal: the runtime fails closed after a timeout.
+ * `@superspreader/source-drizzle` has built-ins for PostgreSQL and MySQL/MariaDB.
+ */
+export type HealthIndicator = (context: HealthContext) => Promise<HealthReading>;
+
 /* --------------------------------------------------------------- id source */
 
 /** Optional abilities of an id source. */
