@@ -143,9 +143,28 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         const m = await store.metrics(bf, run);
         expect(m).toMatchObject({ batchesDone: 2, idsDone: "30", lastDoneAt: t0 + 65_000, batchesFailed: 0, batchesDeferred: 0 });
         expect(m.recent).toEqual([
-          { minute: t0, ids: "10", batches: 1, failures: 0 },
-          { minute: t0 + 60_000, ids: "20", batches: 1, failures: 0 },
+          { minute: t0, ids: "10", batches: 1, failures: 0, handlerMs: 0, lateMs: 0 },
+          { minute: t0 + 60_000, ids: "20", batches: 1, failures: 0, handlerMs: 0, lateMs: 0 },
         ]);
+      });
+
+      it("adds the timing of first completions to their minute's bucket, and keeps it through failures", async () => {
+        const t0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, t0 + 1_000, { handlerMs: 40, lateMs: 5 });
+        await store.markDone(bf, run, { beginId: 11n, endId: 20n, cycle: 0 }, t0 + 2_000, { handlerMs: 60, lateMs: 0 });
+        // A repeat records nothing, its timing neither.
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, t0 + 3_000, { handlerMs: 999, lateMs: 999 });
+        await store.recordFailure(bf, run, t0 + 4_000);
+        await store.markDone(bf, run, { beginId: 21n, endId: 30n, cycle: 0 }, t0 + 5_000);
+        expect((await store.metrics(bf, run)).recent).toEqual([{ minute: t0, ids: "30", batches: 3, failures: 1, handlerMs: 100, lateMs: 5 }]);
+        await expect(store.markDone(bf, run, { beginId: 31n, endId: 40n, cycle: 0 }, t0, { handlerMs: -1, lateMs: 0 })).rejects.toMatchObject({
+          code: "INVALID_ARGUMENT",
+          field: "timing.handlerMs",
+        });
+        await expect(store.markDone(bf, run, { beginId: 31n, endId: 40n, cycle: 0 }, t0, { handlerMs: 1, lateMs: 0.5 })).rejects.toMatchObject({
+          code: "INVALID_ARGUMENT",
+          field: "timing.lateMs",
+        });
       });
 
       it("returns zero metrics for an unknown run", async () => {
@@ -336,6 +355,73 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
       });
     });
 
+    describe("shared rate budgets", () => {
+      const claim = (perSecond: number, want: number, weight = 1, ttlMs = 60_000) => ({ perSecond, want, weight, ttlMs });
+      const sum = (members: readonly { cap: number }[]) => members.reduce((total, m) => total + m.cap, 0);
+
+      it("gives a lone member what it wants, up to the budget", async () => {
+        const key = `db-${randomSuffix()}`;
+        expect(await store.claimBudget(key, "a", claim(10, 4), 1_000)).toEqual({ cap: 4, members: [{ member: "a", weight: 1, want: 4, cap: 4, at: 1_000 }] });
+        expect((await store.claimBudget(key, "a", claim(10, 25), 2_000)).cap).toBe(10);
+      });
+
+      it("lets a joining member take only the room the others' caps leave, and its fair share once they claimed again", async () => {
+        const key = `db-${randomSuffix()}`;
+        await store.claimBudget(key, "a", claim(10, 10), 0);
+        const joined = await store.claimBudget(key, "b", claim(10, 10), 1_000);
+        expect(joined.cap).toBe(0);
+        expect(sum(joined.members)).toBeLessThanOrEqual(10);
+        const a = await store.claimBudget(key, "a", claim(10, 10), 2_000);
+        expect(a.cap).toBe(5);
+        const b = await store.claimBudget(key, "b", claim(10, 10), 3_000);
+        expect(b.cap).toBe(5);
+        expect(b.members.map((m) => [m.member, m.cap])).toEqual([
+          ["a", 5],
+          ["b", 5],
+        ]);
+      });
+
+      it("divides by weight, and gives what a member does not want to the others", async () => {
+        const key = `db-${randomSuffix()}`;
+        await store.claimBudget(key, "big", claim(12, 0, 3), 0);
+        await store.claimBudget(key, "small", claim(12, 12, 1), 0);
+        await store.claimBudget(key, "big", claim(12, 12, 3), 1);
+        expect((await store.claimBudget(key, "small", claim(12, 12, 1), 2)).cap).toBe(3);
+        expect((await store.claimBudget(key, "big", claim(12, 12, 3), 3)).cap).toBe(9);
+        // Wanting 2 of its 9, big leaves 10 to small.
+        await store.claimBudget(key, "big", claim(12, 2, 3), 4);
+        expect((await store.claimBudget(key, "small", claim(12, 12, 1), 5)).cap).toBe(10);
+      });
+
+      it("drops a member that stopped claiming for ttlMs", async () => {
+        const key = `db-${randomSuffix()}`;
+        await store.claimBudget(key, "gone", claim(10, 10, 1, 5_000), 0);
+        const later = await store.claimBudget(key, "here", claim(10, 10, 1, 5_000), 6_000);
+        expect(later).toEqual({ cap: 10, members: [{ member: "here", weight: 1, want: 10, cap: 10, at: 6_000 }] });
+      });
+
+      it("never lets concurrent claims sum above the budget", async () => {
+        const key = `db-${randomSuffix()}`;
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimBudget(key, `m${i}`, claim(10, 10), 1_000)));
+        const last = await store.claimBudget(key, "m0", claim(10, 10), 1_001);
+        expect(sum(last.members)).toBeLessThanOrEqual(10);
+        expect(results.reduce((total, r) => total + r.cap, 0)).toBeLessThanOrEqual(10);
+        expect(last.members).toHaveLength(8);
+      });
+
+      it("rejects a bad claim naming the field, before writing", async () => {
+        const key = `db-${randomSuffix()}`;
+        await expect(store.claimBudget("a b", "m", claim(1, 1), 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "key" });
+        await expect(store.claimBudget(key, "", claim(1, 1), 0)).rejects.toMatchObject({ field: "member" });
+        await expect(store.claimBudget(key, "m", claim(-1, 1), 0)).rejects.toMatchObject({ field: "claim.perSecond" });
+        await expect(store.claimBudget(key, "m", claim(1, Number.NaN), 0)).rejects.toMatchObject({ field: "claim.want" });
+        await expect(store.claimBudget(key, "m", claim(1, 1, 0), 0)).rejects.toMatchObject({ field: "claim.weight" });
+        await expect(store.claimBudget(key, "m", claim(1, 1, 1, 0), 0)).rejects.toMatchObject({ field: "claim.ttlMs" });
+        await expect(store.claimBudget(key, "m", claim(1, 1), Number.NaN)).rejects.toMatchObject({ field: "at" });
+        expect((await store.claimBudget(key, "m", claim(4, 4), 0)).members).toHaveLength(1);
+      });
+    });
+
     describe("start rate limit (a GCRA bucket read with the document)", () => {
       it("reads the document like get, and without a limit never asks to wait", async () => {
         expect(await store.readForStart(bf, run, 1_000)).toEqual({ doc: null, waitMs: 0 });
@@ -366,15 +452,18 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         expect(reads.map((r) => r.waitMs).sort((a, b) => a - b)).toEqual([0, 0, 0, 0, 0, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000]);
       });
 
-      it("keeps reserved slots when the rate changes; at rate 0 it reserves nothing and says Infinity; null lifts the limit", async () => {
+      it("keeps reserved slots when the rate changes, spacing the next one at the new rate; at rate 0 it reserves nothing and says Infinity; null lifts the limit", async () => {
         await store.compareAndSet(bf, 0, { n: 1 });
         await store.setStartRate(bf, run, 1, 1, 0);
         expect((await store.readForStart(bf, run, 0)).waitMs).toBe(0);
         expect((await store.readForStart(bf, run, 0)).waitMs).toBe(1_000);
-        // Twice as fast from now: the next free slot is where the old rate left it (2 s), then 500 ms apart.
+        // Twice as fast from now: the next free slot is one new interval after the last one reserved (1 s), then 500 ms apart.
         await store.setStartRate(bf, run, 2, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(1_500);
         expect((await store.readForStart(bf, run, 0)).waitMs).toBe(2_000);
-        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(2_500);
+        // Slower again: the next slot is one slow interval after the last (2 s + 1 s).
+        await store.setStartRate(bf, run, 1, 1, 0);
+        expect((await store.readForStart(bf, run, 0)).waitMs).toBe(3_000);
         await store.setStartRate(bf, run, 0, 1, 0);
         expect((await store.readForStart(bf, run, 0)).waitMs).toBe(Number.POSITIVE_INFINITY);
         await store.setStartRate(bf, run, null, 1, 0);
@@ -401,9 +490,9 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         const m = await store.metrics(bf, run);
         expect(m.consecutiveFailures).toBe(2);
         expect(m.recent).toEqual([
-          { minute: t0, ids: "10", batches: 1, failures: 2 },
-          { minute: t0 + 60_000, ids: "0", batches: 0, failures: 1 },
-          { minute: t0 + 120_000, ids: "0", batches: 0, failures: 1 },
+          { minute: t0, ids: "10", batches: 1, failures: 2, handlerMs: 0, lateMs: 0 },
+          { minute: t0 + 60_000, ids: "0", batches: 0, failures: 1, handlerMs: 0, lateMs: 0 },
+          { minute: t0 + 120_000, ids: "0", batches: 0, failures: 1, handlerMs: 0, lateMs: 0 },
         ]);
       });
 

@@ -16,6 +16,7 @@ export {
   checkRunId,
   checkStartRate,
   checkTime,
+  checkTiming,
   JOB_ID_PATTERN,
   NAME_PATTERN,
 } from "./validate-args.js";
@@ -29,3 +30,4 @@ export { createWorkerReporter } from "./worker-log.js";
 export type { WorkerLogger, WorkerLogOption, WorkerReporter, WorkerReporterOptions } from "./worker-log.js";
 export { describeError } from "./batch.js";
 export { checkLookupIds, checkLookupStates, settlesWithin, cappedBackoffMs, isConnectionError } from "./runner-kit.js";
+export { checkBudgetClaim, claimShare, fairShares } from "./budget.js";

@@ -47,16 +47,20 @@ async function defer(core: Core, doc: BackfillDoc, entry: RangeEntry, reason: "p
   return "deferred";
 }
 
-/** Holds a running run after a burst of failures; true when this call (or another) left it held. */
-async function hold(core: Core, doc: BackfillDoc, reason: string, error: unknown): Promise<boolean> {
+/**
+ * Holds a running run, after a burst of failures (`cause: "failures"`, probes after `hold.probeAfter`) or
+ * because a health indicator says stop (`cause: "health"`, looked at again after `health.stopHold`);
+ * true when this call (or another) left it held.
+ */
+export async function hold(core: Core, doc: BackfillDoc, reason: string, error: unknown, cause: "failures" | "health" = "failures"): Promise<boolean> {
   const now = core.clock.now();
-  const policy = doc.config.hold;
   const state: HoldState = {
     since: now,
     reason,
-    lastError: describeError(error),
+    lastError: error === null ? null : describeError(error),
     probes: 0,
-    nextProbeAt: now + (policy?.probeAfter ?? 5) * 1000,
+    nextProbeAt: now + (cause === "health" ? doc.config.health.stopHold : (doc.config.hold?.probeAfter ?? 5)) * 1000,
+    cause,
   };
   const { after, changed } = await core.mutate(doc.name, (d) =>
     d.runId === doc.runId && d.status === "running" ? { ...d, status: "held", hold: state, pace: null, revision: d.revision + 1 } : null,
@@ -64,9 +68,9 @@ async function hold(core: Core, doc: BackfillDoc, reason: string, error: unknown
   if (changed) {
     // Ranges that spent their attempts in the burst before the hold (quick retries, or maxAttempts 1)
     // failed because of the outage, not of their rows: they go back with the rest.
-    await core.store.requeueFailed(doc.name, doc.runId, now - HOLD_LOOKBACK_MS).catch(() => 0);
-    await core.recordChange(doc.name, { status: { from: "running", to: "held" } }, { actor: "superspreader", reason });
-    core.events.emit("held", { ...core.base(after), reason, lastError: state.lastError, nextProbeAt: state.nextProbeAt ?? now });
+    if (cause === "failures") await core.store.requeueFailed(doc.name, doc.runId, now - HOLD_LOOKBACK_MS).catch(() => 0);
+    await core.recordChange(doc.name, { status: { from: "running", to: "held" } }, { actor: cause === "health" ? "health" : "superspreader", reason });
+    core.events.emit("held", { ...core.base(after), reason, lastError: state.lastError, nextProbeAt: state.nextProbeAt ?? now, cause });
   }
   return after.runId === doc.runId && after.status === "held";
 }
@@ -119,6 +123,15 @@ export async function runBatch(core: Core, data: BatchJobData, context: JobConte
     doc = again?.doc;
     if (state(doc) === "skipped" || !doc) return "skipped";
     if (state(doc) === null) return defer(core, doc, entry, doc.status === "paused" ? "paused" : "held");
+  }
+  // A health indicator saying stop holds the run before this batch starts: the reading is at most one
+  // poll interval old (a stale one is polled first), so no batch starts later than that after the signal.
+  if (!probe) {
+    const reading = await core.health.read(doc.name, core.registry.get(doc.name), doc.config);
+    if (reading?.level === "stop") {
+      await hold(core, doc, `health: ${reading.reason}`, null, "health");
+      return defer(core, doc, entry, "held");
+    }
   }
   return runStarted(core, doc, data, entry, context);
 }
@@ -182,7 +195,9 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
   const finished = clock.now();
   let firstCompletion: boolean;
   try {
-    firstCompletion = await store.markDone(doc.name, doc.runId, entry, finished);
+    // What the closed loop measures: the handler's time, and how late the batch started.
+    const timing = { handlerMs: Math.max(0, Math.round(finished - started)), lateMs: data.scheduledAt === undefined ? 0 : Math.max(0, Math.round(started - data.scheduledAt)) };
+    firstCompletion = await store.markDone(doc.name, doc.runId, entry, finished, timing);
   } catch (error) {
     // The work is done but not recorded: the queue runs the batch again (idempotent handlers).
     // If every attempt fails so, the range stays outstanding and reconciliation enqueues it again.

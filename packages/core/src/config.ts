@@ -44,6 +44,51 @@ export interface HoldPolicyInput {
   maxProbeInterval?: number;
 }
 
+/** The closed loop (see {@link BackfillConfigInput.autotune}). */
+export interface AutotuneInput {
+  /**
+   * Moves the batch size toward a target handler time (the Ruby original's 100 ms tolerance),
+   * within bounds; `false` keeps the config's batch size.
+   * @default { targetMs: 100, min: 1, max: 100_000 }
+   */
+  batchSize?: { targetMs?: number; min?: number; max?: number } | false;
+  /**
+   * Lowers the rate under the configured ceilings when workers cannot keep up (batches starting
+   * late, a queue backlog, a slow tick) or a health indicator says slow, and raises it back; `false`
+   * keeps the configured rates.
+   * @default { minShare: 0.05, latenessMs: 2000, tickMs: 1500 }
+   */
+  rate?: { minShare?: number; latenessMs?: number; tickMs?: number } | false;
+}
+
+/** A validated autotune policy. */
+export interface AutotunePolicy {
+  readonly batchSize: { readonly targetMs: number; readonly min: number; readonly max: number } | null;
+  readonly rate: { readonly minShare: number; readonly latenessMs: number; readonly tickMs: number } | null;
+}
+
+/** How a backfill's health indicators are polled and acted on (see {@link BackfillConfigInput.health}). */
+export interface HealthPolicy {
+  /** Seconds between two polls; a `stop` stops batches from starting within this. */
+  readonly interval: number;
+  /** Seconds a poll may take before it counts as unreadable. */
+  readonly timeout: number;
+  /** Seconds without a readable signal after which it counts as `stop` (fail closed). */
+  readonly failClosedAfter: number;
+  /** Seconds a `stop` holds the run before the signal is looked at again. */
+  readonly stopHold: number;
+}
+
+/** Several backfills writing one database share this budget (see {@link BackfillConfigInput.budget}). */
+export interface BudgetPolicy {
+  /** Names the budget: backfills with the same key share it (e.g. the database's name). */
+  readonly key: string;
+  /** Batches per second all of them together may start. */
+  readonly perSecond: number;
+  /** This backfill's share, relative to the others' weights. */
+  readonly weight: number;
+}
+
 /** A validated hold policy. */
 export interface HoldPolicy {
   readonly consecutiveFailures: number;
@@ -99,6 +144,33 @@ export interface BackfillConfigInput {
    * @default { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 }
    */
   hold?: HoldPolicyInput | HoldPolicy | false;
+  /**
+   * The closed loop: the batch size moves toward a target handler time and the rate comes down
+   * (under the configured rates, which become ceilings) when workers or the database's health
+   * indicators say so, every change recorded like an operator's. `{}` turns both on with defaults.
+   * @default null (off: the configured batch size and rates)
+   */
+  autotune?: AutotuneInput | AutotunePolicy | false | null;
+  /**
+   * How the backfill's health indicators (`define(name, { health })`) are polled: every
+   * `interval` s, each poll given `timeout` s; `stop` holds the run for `stopHold` s (GitLab holds
+   * ten minutes); a signal unreadable for `failClosedAfter` s counts as `stop`.
+   * @default { interval: 1, timeout: 5, failClosedAfter: 10, stopHold: 600 }
+   */
+  health?: Partial<HealthPolicy>;
+  /**
+   * A rate budget shared with the other backfills of the same `key` (one database): together they
+   * start at most `perSecond` batches a second, each getting a share by `weight`.
+   * @default null
+   */
+  budget?: { key: string; perSecond: number; weight?: number } | null;
+  /**
+   * Deadline mode: an ISO instant (or epoch ms) by which the run should finish. The runtime
+   * derives the rate through the peak calendar within the configured ceilings, again every cycle,
+   * and refuses a deadline the ceilings cannot meet, saying what rate would.
+   * @default null
+   */
+  finishBy?: string | number | null;
 }
 
 /** A validated configuration: plain JSON, as stored. */
@@ -113,6 +185,12 @@ export interface BackfillConfig {
   readonly spreadWithinSecond: boolean;
   /** `null` when holds are off. */
   readonly hold: HoldPolicy | null;
+  /** `null` when the loop is off. */
+  readonly autotune: AutotunePolicy | null;
+  readonly health: HealthPolicy;
+  readonly budget: BudgetPolicy | null;
+  /** The deadline (epoch ms), or null. */
+  readonly finishBy: number | null;
 }
 
 const KEYS = [
@@ -125,6 +203,10 @@ const KEYS = [
   "priority",
   "spreadWithinSecond",
   "hold",
+  "autotune",
+  "health",
+  "budget",
+  "finishBy",
 ];
 const HOLD_KEYS = Object.keys(HOLD_DEFAULTS);
 
@@ -133,6 +215,85 @@ function checkPositive(value: unknown, field: string, what: string, max = Number
     throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be ${what}, got ${describeValue(value)}`, { field });
   }
   return value;
+}
+
+const HEALTH_DEFAULTS: HealthPolicy = { interval: 1, timeout: 5, failClosedAfter: 10, stopHold: 600 };
+
+/** Fields of an object config value: an object of known keys, else INVALID_CONFIG naming the field. */
+function objectOf(value: unknown, field: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be an object, got ${describeValue(value)}`, { field });
+  }
+  const raw = value as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!keys.includes(key)) {
+      const hint = didYouMean(key, keys);
+      throw new SuperSpreaderError("INVALID_CONFIG", `${field}.${key} is not a known field${hint ? `: did you mean ${hint}?` : ""} (expected one of ${keys.join(", ")})`, {
+        field: `${field}.${key}`,
+      });
+    }
+  }
+  return raw;
+}
+
+function wholeAtLeast(value: unknown, field: string, min: number): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be a whole number ≥ ${min}, got ${describeValue(value)}`, { field });
+  }
+  return value;
+}
+
+function parseAutotune(value: unknown): AutotunePolicy | null {
+  if (value === undefined || value === null || value === false) return null;
+  const raw = objectOf(value, "autotune", ["batchSize", "rate"]);
+  let batchSize: AutotunePolicy["batchSize"] = null;
+  if (raw.batchSize !== false && raw.batchSize !== null) {
+    const b = raw.batchSize === undefined ? {} : objectOf(raw.batchSize, "autotune.batchSize", ["targetMs", "min", "max"]);
+    const targetMs = checkPositive(b.targetMs ?? 100, "autotune.batchSize.targetMs", "a number of milliseconds > 0", 3_600_000);
+    const min = wholeAtLeast(b.min ?? 1, "autotune.batchSize.min", 1);
+    const max = wholeAtLeast(b.max ?? 100_000, "autotune.batchSize.max", 1);
+    if (max < min) throw new SuperSpreaderError("INVALID_CONFIG", `autotune.batchSize.max must be at least autotune.batchSize.min (${min}), got ${max}`, { field: "autotune.batchSize.max" });
+    batchSize = { targetMs, min, max };
+  }
+  let rate: AutotunePolicy["rate"] = null;
+  if (raw.rate !== false && raw.rate !== null) {
+    const r = raw.rate === undefined ? {} : objectOf(raw.rate, "autotune.rate", ["minShare", "latenessMs", "tickMs"]);
+    rate = {
+      minShare: checkPositive(r.minShare ?? 0.05, "autotune.rate.minShare", "a share of the ceiling above 0 and at most 1", 1),
+      latenessMs: checkPositive(r.latenessMs ?? 2_000, "autotune.rate.latenessMs", "a number of milliseconds > 0", 86_400_000),
+      tickMs: checkPositive(r.tickMs ?? 1_500, "autotune.rate.tickMs", "a number of milliseconds > 0", 86_400_000),
+    };
+  }
+  return { batchSize, rate };
+}
+
+function parseHealth(value: unknown): HealthPolicy {
+  if (value === undefined || value === null) return HEALTH_DEFAULTS;
+  const raw = objectOf(value, "health", Object.keys(HEALTH_DEFAULTS));
+  const seconds = (key: keyof HealthPolicy) => checkPositive(raw[key] ?? HEALTH_DEFAULTS[key], `health.${key}`, "a number of seconds > 0", 86_400);
+  return { interval: seconds("interval"), timeout: seconds("timeout"), failClosedAfter: seconds("failClosedAfter"), stopHold: seconds("stopHold") };
+}
+
+function parseBudget(value: unknown): BudgetPolicy | null {
+  if (value === undefined || value === null) return null;
+  const raw = objectOf(value, "budget", ["key", "perSecond", "weight"]);
+  if (typeof raw.key !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(raw.key)) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `budget.key must be 1–100 letters, digits, "_", "." or "-" naming the shared budget (e.g. the database), got ${describeValue(raw.key)}`, {
+      field: "budget.key",
+    });
+  }
+  const perSecond = checkRate(raw.perSecond, "budget.perSecond");
+  const weight = checkPositive(raw.weight ?? 1, "budget.weight", "a number > 0", 1_000_000);
+  return { key: raw.key, perSecond, weight };
+}
+
+function parseFinishBy(value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  const ms = typeof value === "number" ? value : typeof value === "string" && /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms)) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `finishBy must be an ISO 8601 instant ("2026-12-24T00:00:00Z") or epoch ms, got ${describeValue(value)}`, { field: "finishBy" });
+  }
+  return ms;
 }
 
 function parseHold(value: unknown): HoldPolicy | null {
@@ -266,6 +427,10 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
     });
   }
   const hold = parseHold(raw.hold);
+  const autotune = parseAutotune(raw.autotune);
+  const health = parseHealth(raw.health);
+  const budget = parseBudget(raw.budget);
+  const finishBy = parseFinishBy(raw.finishBy);
   return {
     batchSize,
     duration: raw.duration as number,
@@ -276,6 +441,10 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
     priority: priority as number | null,
     spreadWithinSecond,
     hold,
+    autotune,
+    health,
+    budget,
+    finishBy,
   };
 }
 

@@ -4,6 +4,7 @@ import { tickJob } from "./cycle.js";
 import { parseDoc, type BackfillDoc } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import type { EventHub } from "./events.js";
+import { HealthMonitor } from "./loop.js";
 import type { ConfigChange, JobQueue, StateStore } from "./ports.js";
 import type { BackfillDefinition, ChangeOptions } from "./runtime.js";
 import { checkName } from "./validate-args.js";
@@ -25,6 +26,8 @@ export interface Core {
   readonly registry: Map<string, Definition>;
   readonly tickAttempts: number;
   readonly reconcileAfterMs: number;
+  /** Polls the backfills' health indicators (cached per interval, one poll at a time). */
+  readonly health: HealthMonitor;
   read(name: string): Promise<{ version: number; doc: BackfillDoc } | null>;
   /** A batch's read: the document and a start token of the run's rate limit (see `StateStore.readForStart`). */
   readForStart(name: string, runId: string, at: number): Promise<{ current: { version: number; doc: BackfillDoc } | null; waitMs: number }>;
@@ -126,6 +129,7 @@ export function createCore(options: CoreOptions): Core {
     registry,
     tickAttempts: options.tickAttempts,
     reconcileAfterMs: options.reconcileAfterMs,
+    health: new HealthMonitor(() => clock.now()),
     read,
     readForStart,
     readOrThrow,

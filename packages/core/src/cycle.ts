@@ -2,9 +2,10 @@ import { DEFAULT_BATCH_PRIORITY, rateAt, type RateAt } from "./config.js";
 import type { BackfillDoc, CyclePlan, HoldState, StoredEntry, StoredPace } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import type { IdRange, OutstandingEntry, QueueJob, RangeEntry } from "./ports.js";
-import { cycleOffsetMs, cycleSlots, slotAt, type Grid } from "./pacing.js";
+import { cycleOffsetMs, cycleSlots, lastSlotBefore, shiftAfter, slotAt, type Grid } from "./pacing.js";
 import { toRational } from "./rational.js";
 import { descendingRanges } from "./spread.js";
+import { effectiveConfig } from "./effective.js";
 
 /**
  * One backfill's stored run, as the planner reads it: the state document the runtime keeps
@@ -55,8 +56,8 @@ export function probeIntervalMs(run: RunState, probes: number): number {
   return Math.min(cap, first * 2 ** Math.min(probes, 40));
 }
 
-/** When the next cycle starts and whether it continues the stored grid. */
-function start(run: RunState, now: number): { beginAt: number; late: boolean } {
+/** When the next cycle of `run` starts (its `nextTickAt`, or `now` for a late tick) and whether the tick is late. */
+export function cycleStart(run: Pick<RunState, "nextTickAt">, now: number): { beginAt: number; late: boolean } {
   const late = now - run.nextTickAt > LATE_TICK_MS;
   return { beginAt: late ? now : run.nextTickAt, late };
 }
@@ -78,8 +79,8 @@ interface Position {
  * put it; otherwise (a late tick, a new rate, spread mode or duration, a revived chain) a
  * new grid starts at `beginAt`.
  */
-export function gridAt(config: RunState["config"], pace: StoredPace | null, beginAt: number, late: boolean): { grid: Grid; tick: number; rate: RateAt } {
-  const rate = rateAt(config, beginAt);
+export function gridAt(config: RunState["config"], pace: StoredPace | null, beginAt: number, late: boolean, known?: RateAt): { grid: Grid; tick: number; rate: RateAt } {
+  const rate = known ?? rateAt(config, beginAt);
   const base = { rate: toRational(rate.perSecond, "perSecond"), duration: toRational(config.duration, "duration"), spreadWithinSecond: config.spreadWithinSecond };
   if (
     !late &&
@@ -88,15 +89,29 @@ export function gridAt(config: RunState["config"], pace: StoredPace | null, begi
     pace.spreadWithinSecond === config.spreadWithinSecond &&
     pace.duration === config.duration
   ) {
-    const continued: Grid = { ...base, origin: pace.origin };
+    const continued: Grid = { ...base, origin: pace.origin, shift: pace.shift ?? 0 };
     if (continued.origin + cycleOffsetMs(continued, pace.tick) === beginAt) return { grid: continued, tick: pace.tick, rate };
   }
-  return { grid: { ...base, origin: beginAt }, tick: 0, rate };
+  // A new grid after another (a new rate, a late tick) keeps the spacing from the last batch planned,
+  // which the start-rate bucket enforces anyway: slots planned sooner would only wait for it.
+  let shift = 0;
+  if (pace !== null) {
+    const previous: Grid = {
+      origin: pace.origin,
+      rate: toRational(Number(pace.perSecond), "perSecond"),
+      duration: toRational(pace.duration, "duration"),
+      spreadWithinSecond: pace.spreadWithinSecond,
+      shift: pace.shift ?? 0,
+    };
+    shift = shiftAfter(pace.lastSlotAt !== undefined ? pace.lastSlotAt : lastSlotBefore(previous, pace.tick), base, beginAt);
+  }
+  return { grid: { ...base, origin: beginAt, shift }, tick: 0, rate };
 }
 
 function position(run: RunState, now: number): Position {
-  const { beginAt, late } = start(run, now);
-  const { grid, tick, rate } = gridAt(run.config, run.pace, beginAt, late);
+  const { beginAt, late } = cycleStart(run, now);
+  // The closed loop's rate (autotune, deadline, budget, pins) under the configured ceilings.
+  const { grid, tick, rate } = gridAt(effectiveConfig(run), run.pace, beginAt, late);
   return { beginAt, late, rate, grid, tick, ...cycleSlots(grid, tick) };
 }
 
@@ -106,7 +121,7 @@ function position(run: RunState, now: number): Position {
  */
 export function cycleCapacity(run: RunState, now: number): number {
   if (run.status === "held") {
-    const { beginAt } = start(run, now);
+    const { beginAt } = cycleStart(run, now);
     return run.hold && run.hold.nextProbeAt !== null && beginAt >= run.hold.nextProbeAt ? 1 : 0;
   }
   return position(run, now).count;
@@ -153,7 +168,8 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
     throw new SuperSpreaderError("INVALID_STATE", `backfill "${run.name}" is ${run.status}: only a running, held or paused run has a next cycle`);
   }
   if (!Number.isFinite(now)) throw new SuperSpreaderError("INVALID_ARGUMENT", `now must be epoch ms, got ${describeValue(now)}`, { field: "now" });
-  const config = run.config;
+  // The batch size and rates the closed loop put in force (the config's without it): part of the stored plan.
+  const config = effectiveConfig(run);
   const cursor = BigInt(run.cursor);
   const minId = BigInt(run.minId);
   const common = {
@@ -167,7 +183,7 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
   };
 
   if (run.status === "held") {
-    const { beginAt, late } = start(run, now);
+    const { beginAt, late } = cycleStart(run, now);
     const hold = run.hold;
     const due = hold !== null && hold.nextProbeAt !== null && beginAt >= hold.nextProbeAt;
     const freshProbe = due && cursor >= minId;
@@ -197,12 +213,15 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
   const requeued = requeue.slice(0, at.count);
   const fresh = [...descendingRanges(cursor, minId, config.batchSize, at.count - requeued.length)];
   const last = fresh[fresh.length - 1];
+  const batches = requeued.length + fresh.length;
   const pace: StoredPace = {
     origin: at.grid.origin,
     perSecond: at.rate.perSecondExact,
     spreadWithinSecond: config.spreadWithinSecond,
     duration: config.duration,
     tick: at.tick + 1,
+    ...(at.grid.shift ? { shift: at.grid.shift } : {}),
+    lastSlotAt: batches > 0 ? slotAt(at.grid, at.first + batches - 1) : (run.pace?.lastSlotAt ?? null),
   };
   return {
     ...common,
@@ -212,6 +231,7 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
     perSecond: at.rate.perSecondExact,
     onPeak: at.rate.onPeak,
     origin: at.grid.origin,
+    ...(at.grid.shift ? { shift: at.grid.shift } : {}),
     firstSlot: at.first,
     slots: at.count,
     fresh: fresh.length,
@@ -247,6 +267,7 @@ export function cycleJobs(run: RunState, plan: CyclePlan, options: CycleOptions 
     rate: toRational(Number(plan.perSecond), "perSecond"),
     duration: toRational(run.config.duration, "duration"),
     spreadWithinSecond: plan.spreadWithinSecond,
+    shift: plan.shift ?? 0,
   };
   const reconcileAfterMs = options.reconcileAfterMs ?? 60_000;
   const batches: QueueJob[] = [];

@@ -1,6 +1,7 @@
 import type { BackfillConfig, BackfillConfigInput } from "./config.js";
 import { validateStoredConfig } from "./config.js";
 import { SuperSpreaderError } from "./errors.js";
+import type { ControlState } from "./control.js";
 import type { BatchJobData, JobData, TickJobData } from "./ports.js";
 import { NAME_PATTERN } from "./validate-args.js";
 
@@ -29,6 +30,10 @@ export interface StoredPace {
   readonly duration: number;
   /** Index, in the grid, of the next cycle. */
   readonly tick: number;
+  /** Ms from the origin to the grid's slot 0 (absent: 0); see `Grid.shift`. */
+  readonly shift?: number;
+  /** Run time of the last batch planned so far, on this grid or an earlier one (absent or null: none known). */
+  readonly lastSlotAt?: number | null;
 }
 
 /**
@@ -48,8 +53,10 @@ export interface CyclePlan {
   readonly perSecond: string;
   readonly onPeak: boolean;
   readonly spreadWithinSecond: boolean;
-  /** Epoch ms of slot 0 of the grid this cycle's slots belong to. */
+  /** Epoch ms of cycle 0 of the grid this cycle's slots belong to. */
   readonly origin: number;
+  /** Ms from `origin` to the grid's slot 0 (absent in plans of older versions: 0). */
+  readonly shift?: number;
   /** The grid slot of this cycle's first batch; batch k runs at the time of slot `firstSlot + k`. */
   readonly firstSlot: number;
   /** Slots the cycle has (requeued + fresh ≤ slots). */
@@ -87,6 +94,12 @@ export interface HoldState {
   readonly probes: number;
   /** When the next probe goes out (epoch ms), or null once one is in flight. */
   readonly nextProbeAt: number | null;
+  /**
+   * What holds it: a burst of failures (released by a probe batch that succeeds), or a health indicator
+   * saying `stop` (released when the indicator no longer says so, looked at every `health.stopHold` s).
+   * Absent in holds of earlier versions: failures.
+   */
+  readonly cause?: "failures" | "health";
 }
 
 /** What the watchdog did for a run. */
@@ -171,6 +184,8 @@ export interface BackfillDoc {
   readonly needsTick: boolean;
   /** A placeholder written for a start requested before any run: its config is not the backfill's. */
   readonly unstarted: boolean;
+  /** The closed loop's state (autotune, deadline, budget, pins), or null when nothing steers the run. */
+  readonly control: ControlState | null;
 }
 
 const STATUSES: readonly BackfillStatusName[] = ["running", "paused", "held", "cancelled", "completed", "failed", "starting"];
@@ -254,9 +269,14 @@ export function parseDoc(name: string, value: unknown, validated: (config: unkno
   if (hold !== null && (typeof hold !== "object" || !isTime(hold.since) || typeof hold.reason !== "string" || !isInt(hold.probes))) {
     throw corrupt(what, "has a malformed hold");
   }
+  const control = (d.control ?? null) as ControlState | null;
+  if (control !== null && (typeof control !== "object" || typeof control.factor !== "number" || typeof control.pins !== "object" || control.pins === null)) {
+    throw corrupt(what, "has a malformed control state");
+  }
   return {
     ...(value as BackfillDoc),
     config,
+    control,
     pending,
     revision: (d.revision as number | undefined) ?? 0,
     pace,

@@ -1,8 +1,9 @@
 import { IANAZone } from "luxon";
-import { validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
+import { validateStoredConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
+import { formatRational, toRational } from "./rational.js";
 import { gridAt } from "./cycle.js";
 import type { StoredPace } from "./doc.js";
-import { cycleOffsetMs, firstCycleAtOrAfter, slotOfBatch, slotsBefore } from "./pacing.js";
+import { cycleOffsetMs, firstCycleAtOrAfter, lastSlotBefore, slotOfBatch, slotsBefore } from "./pacing.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { parseId, type IdLike } from "./ids.js";
 import type { IdRange } from "./ports.js";
@@ -153,11 +154,25 @@ function compile(schedule: PeakSchedule): Calendar {
  */
 function offsetTracker(zone: IANAZone) {
   const offsetMs = (t: number) => Math.round(zone.offset(t) * 60_000);
+  // Spans found are kept per zone for the process (they never change): estimates over the same weeks,
+  // such as a deadline's search through dozens of rates, find them again without asking luxon.
+  let spans = SPANS.get(zone.name);
+  if (!spans) {
+    if (SPANS.size >= 64) SPANS.clear();
+    spans = [];
+    SPANS.set(zone.name, spans);
+  }
+  const known = spans;
   let start = 0;
   let end = 0;
   let offset = 0;
   return (t: number): { offset: number; end: number } => {
     if (t >= start && t < end) return { offset, end };
+    const hit = known.find((s) => t >= s.start && t < s.end);
+    if (hit) {
+      ({ start, end, offset } = hit);
+      return { offset, end };
+    }
     offset = offsetMs(t);
     start = t;
     let lo = t;
@@ -177,9 +192,14 @@ function offsetTracker(zone: IANAZone) {
       }
       end = hi;
     }
+    if (known.length >= 4_096) known.length = 0;
+    known.push({ start, end, offset });
     return { offset, end };
   };
 }
+
+/** Offset spans found so far, by zone name. */
+const SPANS = new Map<string, Array<{ start: number; end: number; offset: number }>>();
 
 /**
  * Splits time into stretches of one window: `at(t)` says whether `t` is on peak and until when (exclusive)
@@ -275,12 +295,19 @@ export function estimate(options: EstimateOptions): Estimate {
       field: "observed",
     });
   }
-
   const size = BigInt(config.batchSize);
   const idsRemaining = requeued.reduce((sum, r) => sum + r.endId - r.beginId + 1n, fresh);
   const batchesRemaining = (fresh + size - 1n) / size + BigInt(requeued.length);
   const observedFinishAt = observed === null || observed === 0 ? null : from + Math.ceil((Number(idsRemaining) / observed) * 1000);
-  const result = { batchesRemaining, idsRemaining, observedFinishAt };
+  return { ...walk(config, from, batchesRemaining, options.grid ?? null), batchesRemaining, idsRemaining, observedFinishAt };
+}
+
+/**
+ * When the last of `batchesRemaining` batches runs, for a validated config (what {@link estimate} does after
+ * checking its options; the deadline search calls it for many rates).
+ */
+export function walk(config: BackfillConfig, from: number, batchesRemaining: bigint, pace: StoredPace | null): Pick<Estimate, "finishAt" | "cyclesRemaining" | "extrapolated"> {
+  const result = {};
   if (batchesRemaining === 0n) return { ...result, finishAt: from, cyclesRemaining: 0, extrapolated: false };
   const never = { ...result, finishAt: null, cyclesRemaining: null, extrapolated: false };
 
@@ -295,7 +322,12 @@ export function estimate(options: EstimateOptions): Estimate {
   let left = batchesRemaining;
   let cycles = 0;
   let t = from;
-  let { grid, tick, rate } = gridAt(config, options.grid ?? null, from, false);
+  const rateIn = (onPeak: boolean): RateAt => {
+    const perSecond = onPeak ? config.perSecondOnPeak : config.perSecondOffPeak;
+    return { perSecond, perSecondExact: formatRational(toRational(perSecond, "perSecond")), onPeak };
+  };
+  let { grid, tick, rate } = gridAt(config, pace, from, false, rateIn(windows(from).onPeak));
+  let lastSlotAt = pace?.lastSlotAt ?? null;
   while (t - from < HORIZON_MS) {
     const window = windows(t);
     // Cycles of this grid starting in [t, window.end): all of them run at this window's rate.
@@ -312,8 +344,9 @@ export function estimate(options: EstimateOptions): Estimate {
     t = grid.origin + cycleOffsetMs(grid, endTick);
     // The planner goes on with the same grid when the rate did not change (a window edge that
     // only moved the walk, such as a daylight-saving change), and starts a new one when it did.
-    const pace: StoredPace = { origin: grid.origin, perSecond: rate.perSecondExact, spreadWithinSecond: config.spreadWithinSecond, duration: config.duration, tick: endTick };
-    ({ grid, tick, rate } = gridAt(config, pace, t, false));
+    lastSlotAt = lastSlotBefore(grid, endTick) ?? lastSlotAt;
+    const next: StoredPace = { origin: grid.origin, perSecond: rate.perSecondExact, spreadWithinSecond: config.spreadWithinSecond, duration: config.duration, tick: endTick, shift: grid.shift ?? 0, lastSlotAt };
+    ({ grid, tick, rate } = gridAt(config, next, t, false, rateIn(windows(t).onPeak)));
   }
   const consumed = batchesRemaining - left;
   if (consumed === 0n) return never;

@@ -62,10 +62,22 @@ export interface SuperSpreaderEvents {
   /** A batch was recorded for re-enqueueing instead of running: its run was paused or held, it came too late, or it failed while the run was held. */
   batchDeferred: BatchEvent & { readonly reason: "paused" | "held" | "late" | "failed while held" };
   paused: BaseEvent;
-  /** The run goes on again: after `resume` (`by: "operator"`), or by itself after a successful probe (`by: "probe"`, with how long it was held). */
-  resumed: BaseEvent & { readonly by?: "operator" | "probe"; readonly heldForMs?: number };
-  /** A burst of failures held the run: no attempts are spent and batches are deferred until a probe succeeds. */
-  held: BaseEvent & { readonly reason: string; readonly lastError: string | null; readonly nextProbeAt: number };
+  /**
+   * The run goes on again: after `resume` (`by: "operator"`), by itself after a successful probe (`by: "probe"`),
+   * or once its health indicators no longer say stop (`by: "health"`), with how long it was held.
+   */
+  resumed: BaseEvent & { readonly by?: "operator" | "probe" | "health"; readonly heldForMs?: number };
+  /**
+   * The run is held: no attempts are spent and batches are deferred. `cause: "failures"`: a burst of
+   * failures, until a probe succeeds; `cause: "health"`: a health indicator said stop, until it no longer does.
+   */
+  held: BaseEvent & { readonly reason: string; readonly lastError: string | null; readonly nextProbeAt: number; readonly cause: "failures" | "health" };
+  /**
+   * The closed loop changed the batch size or the rate in force (autotune, the deadline, the shared
+   * budget): old → new (ids per batch, or batches per second) and why, as recorded in the audit trail
+   * with actor `"autotune"`; `perSecond` and `batchSize` are what the next cycle runs with.
+   */
+  tuned: BaseEvent & { readonly field: "batchSize" | "rate"; readonly from: number; readonly to: number; readonly reason: string; readonly perSecond: number; readonly batchSize: number };
   /** A held run's probe batch failed; the next one waits longer. */
   probeFailed: BaseEvent & { readonly error: unknown };
   /**

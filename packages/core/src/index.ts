@@ -8,6 +8,9 @@ export type {
   FailedRange,
   OutstandingEntry,
   FailureCounts,
+  BatchTiming,
+  BudgetClaim,
+  BudgetMember,
   HealthLevel,
   HealthReading,
   HealthContext,
@@ -52,7 +55,10 @@ export type { SpreadOptions, SpreadBatch } from "./spread.js";
 export { isOnPeak } from "./peak.js";
 export type { PeakInput, PeakWindowInput, PeakSchedule, PeakWindow, DaysInput } from "./peak.js";
 export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE, MIN_DURATION_SECONDS, DEFAULT_BATCH_PRIORITY } from "./config.js";
-export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolicyInput } from "./config.js";
+export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolicyInput, AutotuneInput, AutotunePolicy, HealthPolicy, BudgetPolicy } from "./config.js";
+export { decide, initialControl } from "./control.js";
+export type { ControlState, ControlDecision, ControlInputs, Sample, SampleMark } from "./control.js";
+export { effectiveConfig } from "./effective.js";
 export { planCycle, cycleJobs, cycleCapacity, planRanges, batchJobId, tickJobId, LATE_TICK_MS, TICK_PRIORITY } from "./cycle.js";
 export type { RunState, CyclePlan, CycleJobs, CycleOptions } from "./cycle.js";
 export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary, RepairRequest } from "./doc.js";

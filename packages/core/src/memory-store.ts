@@ -1,7 +1,8 @@
+import { checkBudgetClaim, claimShare } from "./budget.js";
 import { SuperSpreaderError } from "./errors.js";
 import { mergeRanges, rangeSize } from "./ids.js";
-import type { ConfigChange, FailedRange, FailureCounts, IdRange, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
-import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkStartRate, checkTime } from "./validate-args.js";
+import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
+import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkStartRate, checkTime, checkTiming } from "./validate-args.js";
 
 interface RunData {
   done: IdRange[];
@@ -14,7 +15,7 @@ interface RunData {
   batchesLost: number;
   consecutiveFailures: number;
   lastDoneAt: number | null;
-  minutes: Map<number, { ids: bigint; batches: number; failures: number }>;
+  minutes: Map<number, { ids: bigint; batches: number; failures: number; handlerMs: number; lateMs: number }>;
   outstanding: Map<string, OutstandingEntry>;
 }
 
@@ -45,6 +46,7 @@ export function createMemoryStateStore(): StateStore {
    * a start conforms `burst - 1` intervals before it. Every request reserves the next slot.
    */
   const buckets = new Map<string, { perSecond: number | null; burst: number; tat: number }>();
+  const budgets = new Map<string, Record<string, Omit<BudgetMember, "member">>>();
   const history = new Map<string, ConfigChange[]>();
   const runs = new Map<string, RunData>();
 
@@ -78,7 +80,7 @@ export function createMemoryStateStore(): StateStore {
     const minute = Math.floor(at / 60_000) * 60_000;
     let bucket = data.minutes.get(minute);
     if (!bucket) {
-      bucket = { ids: 0n, batches: 0, failures: 0 };
+      bucket = { ids: 0n, batches: 0, failures: 0, handlerMs: 0, lateMs: 0 };
       data.minutes.set(minute, bucket);
       for (const m of data.minutes.keys()) if (m <= minute - 60 * 60_000) data.minutes.delete(m);
     }
@@ -114,8 +116,22 @@ export function createMemoryStateStore(): StateStore {
       checkStartRate(perSecond, burst);
       checkTime(at, "at");
       const key = `${name}\u0000${runId}`;
-      // Slots already handed out stay reserved: the next one is free at the stored tat (or now).
-      buckets.set(key, { perSecond, burst, tat: buckets.get(key)?.tat ?? at });
+      // Slots already handed out stay reserved; the next one comes one interval of the new rate after
+      // the last one (the stored tat is one old interval after it).
+      const old = buckets.get(key);
+      let tat = old?.tat ?? at;
+      if (old && old.perSecond && perSecond) tat = tat - 1000 / old.perSecond + 1000 / perSecond;
+      buckets.set(key, { perSecond, burst, tat });
+    },
+
+    async claimBudget(key, member, claim, at) {
+      checkBudgetClaim(key, member, claim, at);
+      const stored = budgets.get(key) ?? {};
+      const { record, expired, members } = claimShare(stored, member, claim, at);
+      const next = { ...stored, [member]: record };
+      for (const name of expired) delete next[name];
+      budgets.set(key, next);
+      return { cap: record.cap, members };
     },
 
     async compareAndSet(name, expectedVersion, value) {
@@ -151,11 +167,12 @@ export function createMemoryStateStore(): StateStore {
       return (history.get(name) ?? []).slice(0, limit).map((c) => JSON.parse(JSON.stringify(c)) as ConfigChange);
     },
 
-    async markDone(name, runId, entry, at) {
+    async markDone(name, runId, entry, at, timing) {
       checkName(name);
       checkRunId(runId);
       checkEntry(entry);
       checkTime(at, "at");
+      if (timing !== undefined) checkTiming(timing);
       const data = run(name, runId);
       data.outstanding.delete(entryKey(entry));
       data.consecutiveFailures = 0;
@@ -167,6 +184,10 @@ export function createMemoryStateStore(): StateStore {
       const bucket = bucketOf(data, at);
       bucket.ids += rangeSize(entry);
       bucket.batches += 1;
+      if (timing) {
+        bucket.handlerMs += timing.handlerMs;
+        bucket.lateMs += timing.lateMs;
+      }
       return true;
     },
 
@@ -319,7 +340,7 @@ export function createMemoryStateStore(): StateStore {
       const recent = [...data.minutes.entries()]
         .sort((a, b) => a[0] - b[0])
         .slice(-60)
-        .map(([minute, b]) => ({ minute, ids: b.ids.toString(), batches: b.batches, failures: b.failures }));
+        .map(([minute, b]) => ({ minute, ids: b.ids.toString(), batches: b.batches, failures: b.failures, handlerMs: b.handlerMs, lateMs: b.lateMs }));
       return {
         batchesDone: data.batchesDone,
         idsDone: data.idsDone.toString(),

@@ -22,6 +22,12 @@ export interface Grid {
   /** Cycle length in seconds, exact. */
   readonly duration: Rational;
   readonly spreadWithinSecond: boolean;
+  /**
+   * Ms from the origin to slot 0 (default 0). A grid that replaces another mid-run (a new rate) is
+   * shifted so that its first slot comes no sooner after the old grid's last one than its own spacing:
+   * a rate that changes every cycle then never releases an extra batch at each change.
+   */
+  readonly shift?: number;
 }
 
 const floorDiv = (n: bigint, d: bigint): bigint => n / d; // operands are never negative here
@@ -36,14 +42,15 @@ export function cycleOffsetMs(grid: Grid, i: number): number {
 export function slotOffsetMs(grid: Grid, j: number): number {
   const { num, den } = grid.rate;
   const k = BigInt(j);
-  return Number(grid.spreadWithinSecond ? floorDiv(k * 1000n * den, num) : floorDiv(k * den, num) * 1000n);
+  return (grid.shift ?? 0) + Number(grid.spreadWithinSecond ? floorDiv(k * 1000n * den, num) : floorDiv(k * den, num) * 1000n);
 }
 
 /** How many slots run strictly before `offsetMs` after the origin (0 for a zero rate). */
 export function slotsBefore(grid: Grid, offsetMs: number): number {
   const { num, den } = grid.rate;
-  if (num === 0n || offsetMs <= 0) return 0;
-  const delta = BigInt(Math.ceil(offsetMs));
+  const shifted = offsetMs - (grid.shift ?? 0);
+  if (num === 0n || shifted <= 0) return 0;
+  const delta = BigInt(Math.ceil(shifted));
   // floor(j·1000·den/num) < Δ  ⇔  j < Δ·num / (1000·den)
   if (grid.spreadWithinSecond) return Number(ceilDiv(delta * num, 1000n * den));
   // floor(j·den/num)·1000 < Δ  ⇔  floor(j·den/num) < ceil(Δ/1000) =: S  ⇔  j < S·num/den
@@ -87,4 +94,27 @@ export function slotOfBatch(grid: Grid, from: number, n: number): { slot: number
   let cycle = Math.max(0, firstCycleAtOrAfter(grid, at + 1) - 1);
   while (cycleOffsetMs(grid, cycle) + grid.origin > at) cycle--;
   return { slot, at, cycle };
+}
+
+/** The spacing (ms) of a grid's slots: 1/rate, or a second in whole-second mode at 1/s or more. */
+function spacingMs(grid: Pick<Grid, "rate" | "spreadWithinSecond">): number {
+  const { num, den } = grid.rate;
+  return !grid.spreadWithinSecond && num >= den ? 1000 : Number((1000n * den + num - 1n) / num);
+}
+
+/**
+ * The shift (ms) a new grid of `rate` starting at `origin` needs so that its first slot comes one
+ * spacing of its rate (a second, in whole-second mode at a rate of 1/s or more) after the last batch
+ * planned before it (`lastSlotAt`, epoch ms), and never before the origin. 0 at rate 0 or with no
+ * batch before.
+ */
+export function shiftAfter(lastSlotAt: number | null, next: Pick<Grid, "rate" | "spreadWithinSecond">, origin: number): number {
+  if (lastSlotAt === null || next.rate.num === 0n) return 0;
+  return Math.max(0, lastSlotAt + spacingMs(next) - origin);
+}
+
+/** The run time of the last slot of `grid` before its cycle `tick`, or null when it has none. */
+export function lastSlotBefore(grid: Grid, tick: number): number | null {
+  const planned = slotsBefore(grid, cycleOffsetMs(grid, tick));
+  return planned === 0 ? null : slotAt(grid, planned - 1);
 }

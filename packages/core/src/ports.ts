@@ -64,6 +64,37 @@ export interface OutstandingEntry extends RangeEntry {
   readonly checkAt: number;
 }
 
+/** How long a batch took, recorded with its completion (whole milliseconds ≥ 0). */
+export interface BatchTiming {
+  /** The handler's run time. */
+  readonly handlerMs: number;
+  /** How long after its planned run time it started. */
+  readonly lateMs: number;
+}
+
+/** A backfill's claim on a shared rate budget (see `StateStore.claimBudget`). */
+export interface BudgetClaim {
+  /** The budget: batches per second all members together may start. */
+  readonly perSecond: number;
+  /** The member's weight (> 0). */
+  readonly weight: number;
+  /** The rate the member would plan without the budget (≥ 0; 0 leaves the budget to the others). */
+  readonly want: number;
+  /** A member that has not claimed for this long (ms) is dropped. */
+  readonly ttlMs: number;
+}
+
+/** One member of a shared rate budget, as stored. */
+export interface BudgetMember {
+  readonly member: string;
+  readonly weight: number;
+  readonly want: number;
+  /** The most batches per second it may plan, until it claims again. */
+  readonly cap: number;
+  /** When it last claimed (epoch ms). */
+  readonly at: number;
+}
+
 /** What `recordFailure` reports after counting a failed attempt. */
 export interface FailureCounts {
   /** Failed attempts since the last range recorded done (this one included). */
@@ -343,7 +374,16 @@ export interface RunMetrics {
    * Ids done per minute for the most recent minutes (at most 60 buckets), oldest
    * first; `minute` is the bucket's start (epoch ms, a multiple of 60,000).
    */
-  readonly recent: ReadonlyArray<{ readonly minute: number; readonly ids: string; readonly batches: number; readonly failures: number }>;
+  readonly recent: ReadonlyArray<{
+    readonly minute: number;
+    readonly ids: string;
+    readonly batches: number;
+    readonly failures: number;
+    /** Sum of the handler times of the minute's first completions that were recorded with a timing (ms). */
+    readonly handlerMs: number;
+    /** Sum of how late those batches started (ms). */
+    readonly lateMs: number;
+  }>;
 }
 
 /**
@@ -369,9 +409,18 @@ export interface StateStore {
   /**
    * Sets the run's start rate limit: `burst` starts at once (a whole number ≥ 1), then one every
    * `1/perSecond` seconds (`perSecond` ≥ 0; `null` removes the limit). Slots already reserved stay
-   * reserved. Idempotent. The runtime sets it whenever the rate in force changes.
+   * reserved; the next free one moves to one interval of the new rate after the last reserved one.
+   * Idempotent. The runtime sets it whenever the rate in force changes.
    */
   setStartRate(name: string, runId: string, perSecond: number | null, burst: number, at: number): Promise<void>;
+  /**
+   * Claims a share of the rate budget `key`, shared by several backfills (members) writing one
+   * database, atomically with the other members' claims: drops members that have not claimed for
+   * `claim.ttlMs`, computes this member's cap with `claimShare` from `@superspreader/core/adapter`
+   * (its weighted fair share of what the members want, never more than the others' caps leave, so the
+   * caps never sum above the budget), stores it and returns every live member, sorted by name.
+   */
+  claimBudget(key: string, member: string, claim: BudgetClaim, at: number): Promise<{ readonly cap: number; readonly members: readonly BudgetMember[] }>;
   /**
    * Atomic compare-and-set. Writes `value` when the stored version equals
    * `expectedVersion` (`0` means "must not exist yet") and returns the new version;
@@ -393,9 +442,10 @@ export interface StateStore {
    * ledger (and counts it in the metrics), `false` when it already was (only the
    * outstanding entry and the failure count change).
    * Adjacent and overlapping ranges are merged, so the ledger stays small.
-   * `at` is the completion time (epoch ms), used for the per-minute buckets.
+   * `at` is the completion time (epoch ms), used for the per-minute buckets; `timing`, when given,
+   * is added to the bucket of a first completion (what the closed loop measures).
    */
-  markDone(name: string, runId: string, entry: RangeEntry, at: number): Promise<boolean>;
+  markDone(name: string, runId: string, entry: RangeEntry, at: number, timing?: BatchTiming): Promise<boolean>;
   /** The ledger: covered ranges, merged, ascending, disjoint and non-adjacent. `[]` when none. */
   listDone(name: string, runId: string): Promise<IdRange[]>;
 

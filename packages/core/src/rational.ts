@@ -15,8 +15,20 @@ function gcd(a: bigint, b: bigint): bigint {
   return a < 0n ? -a : a;
 }
 
+/** Fractions already read, by value: estimates and deadline searches read the same few rates thousands of times. */
+const READ = new Map<number, Rational>();
+
 /** The exact fraction a finite, non-negative number's shortest decimal form denotes. */
 export function toRational(value: number, field: string): Rational {
+  const known = READ.get(value);
+  if (known !== undefined) return known;
+  const fraction = readRational(value, field);
+  if (READ.size >= 4_096) READ.clear();
+  READ.set(value, fraction);
+  return fraction;
+}
+
+function readRational(value: number, field: string): Rational {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new SuperSpreaderError("INVALID_CONFIG", `${field} must be a finite number ≥ 0, got ${describeValue(value)}`, { field });
   }

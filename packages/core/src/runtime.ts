@@ -1,15 +1,17 @@
 import { runBatch } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
-import { createCore, type Core } from "./context.js";
+import { SCAN_LIMIT, createCore, type Core } from "./context.js";
 import { validateConfig, validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
 import { tickJob } from "./cycle.js";
 import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { EventHub, type SuperSpreaderEventName, type SuperSpreaderListener } from "./events.js";
-import type { IdRange, IdSource, JobContext, JobOutcome, JobProcessor, JobQueue, JobState, RangeEntry, StateStore, WatchdogAction } from "./ports.js";
+import type { HealthIndicator, IdRange, IdSource, JobContext, JobOutcome, JobProcessor, JobQueue, JobState, RangeEntry, StateStore, WatchdogAction } from "./ports.js";
 import { auditOf, etaOf, planOf, statusOf, type AuditReport, type BackfillStatus, type NextCycle, type RunEta } from "./status.js";
 import { orphans, reconcile, runTick, toBatches } from "./tick.js";
 import { checkName } from "./validate-args.js";
+import { checkDeadline } from "./loop.js";
+import { initialControl } from "./control.js";
 import { watchdog } from "./watchdog.js";
 
 /** What a batch handler receives. */
@@ -40,6 +42,24 @@ export interface BackfillDefinition {
    * at-least-once, so a range may run again after a crash. Throw to fail the attempt.
    */
   handle(context: BatchContext): Promise<void>;
+  /**
+   * Health signals of the database the backfill writes, polled every `config.health.interval`
+   * seconds by each process that runs its batches and ticks: the worst reading wins; `slow` lowers
+   * the rate (with `autotune.rate` on), `stop` holds the run for `config.health.stopHold` seconds,
+   * and a signal unreadable for `config.health.failClosedAfter` seconds counts as `stop`.
+   *
+   * @example
+   * ```ts
+   * import { createPgLongTransactionIndicator, createPgReplicationLagIndicator } from "@superspreader/source-drizzle";
+   * spreader.define("reencrypt", {
+   *   source,
+   *   config: { ...config, autotune: {}, health: { interval: 1, stopHold: 600 } },
+   *   handle,
+   *   health: [createPgReplicationLagIndicator({ db, slowSeconds: 1, stopSeconds: 10 }), createPgLongTransactionIndicator({ db })],
+   * });
+   * ```
+   */
+  readonly health?: readonly HealthIndicator[];
 }
 
 /** Options of {@link createSuperSpreader}. */
@@ -162,6 +182,18 @@ export interface SuperSpreader extends JobProcessor {
   retryFailed(name: string, options?: ChangeOptions): Promise<number>;
   /** Changes the stored config of a started backfill (validated first; recorded in the audit trail). Applies from the next cycle. */
   updateConfig(name: string, patch: Partial<BackfillConfigInput>, options?: ChangeOptions): Promise<BackfillConfig>;
+  /**
+   * Pins the rate (batches per second, under the configured ceilings) or the batch size of a
+   * backfill: the closed loop stops moving it until it is unpinned (`null`), from the next cycle.
+   * Recorded in the audit trail.
+   *
+   * @example
+   * ```ts
+   * await spreader.pin("reencrypt", { perSecond: 2 }, { actor: "alice", reason: "incident 4711" });
+   * await spreader.pin("reencrypt", { perSecond: null }); // the loop decides again
+   * ```
+   */
+  pin(name: string, values: { perSecond?: number | null; batchSize?: number | null }, options?: ChangeOptions): Promise<BackfillStatus>;
   /** The backfill's state, progress and current rate. */
   status(name: string): Promise<BackfillStatus>;
   /** Compares the ledger with the id space: gaps and why each is open, deferred, failed and outstanding ranges. */
@@ -213,6 +245,9 @@ function checkRevision(name: string, doc: BackfillDoc | undefined, options: Chan
   }
 }
 
+/** Statuses with a run that goes on (or will, once resumed). */
+const open = (status: BackfillDoc["status"]): boolean => status === "running" || status === "paused" || status === "held";
+
 /** An empty document for a new or requested run. */
 function freshDoc(name: string, now: number, fields: Partial<BackfillDoc> & Pick<BackfillDoc, "status" | "config">): BackfillDoc {
   return {
@@ -239,6 +274,7 @@ function freshDoc(name: string, now: number, fields: Partial<BackfillDoc> & Pick
     lastRepair: null,
     needsTick: false,
     unstarted: false,
+    control: null,
     ...fields,
   };
 }
@@ -353,6 +389,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     const [minId, maxId] = await Promise.all([definition.source.minId(), definition.source.maxId()]);
     const now = clock.now();
     const empty = minId === null || maxId === null;
+    if (!empty) checkDeadline(config, now, { idsRemaining: maxId - minId + 1n, requeued: [] });
     const doc = freshDoc(name, now, {
       ...(request?.runId ? { runId: request.runId } : {}),
       status: empty ? "completed" : "running",
@@ -462,6 +499,12 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       if (!source || typeof source.minId !== "function" || typeof source.maxId !== "function") {
         throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${name}": source must be an IdSource (minId/maxId)`, { field: "source" });
       }
+      const health = definition.health;
+      if (health !== undefined && (!Array.isArray(health) || health.some((h) => typeof h !== "function"))) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${name}": health must be an array of health indicator functions, got ${describeValue(health)}`, {
+          field: "health",
+        });
+      }
       registry.set(name, { ...definition, validConfig: validateConfig(definition.config) });
     },
 
@@ -548,6 +591,10 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         throw new SuperSpreaderError("INVALID_CONFIG", `patch must be an object of config fields, got ${describeValue(patch)}`, { field: "patch" });
       }
       let diff: Record<string, { from: unknown; to: unknown }> = {};
+      // A new deadline (or new rates under one) must be reachable from where the run is.
+      const deferred = "finishBy" in patch || "perSecondOnPeak" in patch || "perSecondOffPeak" in patch || "peak" in patch || "batchSize" in patch
+        ? await readOrThrow(name).then(({ doc }) => (open(doc.status) ? store.listDeferred(doc.name, doc.runId, SCAN_LIMIT) : null))
+        : null;
       const { after, changed } = await mutate(name, (doc) => {
         checkRevision(name, doc, opts);
         if (doc.status === "starting") {
@@ -560,6 +607,11 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         for (const key of Object.keys(config) as (keyof BackfillConfig)[]) {
           if (JSON.stringify(config[key]) !== JSON.stringify(doc.config[key])) diff[key] = { from: doc.config[key], to: config[key] };
         }
+        if (deferred !== null && config.finishBy !== null && Object.keys(diff).length > 0 && open(doc.status)) {
+          const cursor = BigInt(doc.cursor);
+          const minId = BigInt(doc.minId);
+          checkDeadline(config, Math.max(clock.now(), doc.nextTickAt), { idsRemaining: cursor >= minId ? cursor - minId + 1n : 0n, requeued: deferred });
+        }
         return Object.keys(diff).length === 0 ? null : { ...doc, config, revision: doc.revision + 1 };
       });
       if (changed) {
@@ -567,6 +619,53 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         events.emit("configChanged", { ...base(after), changes: diff });
       }
       return after.config;
+    },
+
+    async pin(name, values, opts = {}) {
+      if (typeof values !== "object" || values === null || Array.isArray(values)) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `values must be { perSecond?, batchSize? }, got ${describeValue(values)}`, { field: "values" });
+      }
+      for (const key of Object.keys(values)) {
+        if (key !== "perSecond" && key !== "batchSize") {
+          throw new SuperSpreaderError("INVALID_ARGUMENT", `values.${key} cannot be pinned (expected perSecond or batchSize)`, { field: `values.${key}` });
+        }
+      }
+      const { perSecond, batchSize } = values;
+      if (perSecond !== undefined && perSecond !== null && (typeof perSecond !== "number" || !Number.isFinite(perSecond) || perSecond < 0)) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `values.perSecond must be a finite number of batches per second ≥ 0, or null to unpin, got ${describeValue(perSecond)}`, {
+          field: "values.perSecond",
+        });
+      }
+      if (batchSize !== undefined && batchSize !== null && (!Number.isSafeInteger(batchSize) || batchSize < 1)) {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `values.batchSize must be a whole number ≥ 1, or null to unpin, got ${describeValue(batchSize)}`, {
+          field: "values.batchSize",
+        });
+      }
+      let diff: Record<string, { from: unknown; to: unknown }> = {};
+      const { after, changed } = await mutate(name, (doc) => {
+        checkRevision(name, doc, opts);
+        if (!open(doc.status)) throw new SuperSpreaderError("INVALID_STATE", `backfill "${name}" is ${doc.status}; only a running, held or paused backfill can be pinned`);
+        const highest = Math.max(doc.config.perSecondOnPeak, doc.config.perSecondOffPeak);
+        if (typeof perSecond === "number" && perSecond > highest) {
+          throw new SuperSpreaderError(
+            "INVALID_ARGUMENT",
+            `values.perSecond ${perSecond} is above the configured rates (perSecondOnPeak ${doc.config.perSecondOnPeak}, perSecondOffPeak ${doc.config.perSecondOffPeak}), which a pin stays under: raise them with updateConfig`,
+            { field: "values.perSecond" },
+          );
+        }
+        const control = doc.control ?? initialControl();
+        const pins = { perSecond: perSecond === undefined ? control.pins.perSecond : perSecond, batchSize: batchSize === undefined ? control.pins.batchSize : batchSize };
+        diff = {};
+        if (pins.perSecond !== control.pins.perSecond) diff["pin.perSecond"] = { from: control.pins.perSecond, to: pins.perSecond };
+        if (pins.batchSize !== control.pins.batchSize) diff["pin.batchSize"] = { from: control.pins.batchSize, to: pins.batchSize };
+        if (Object.keys(diff).length === 0) return null;
+        return { ...doc, control: { ...control, pins }, revision: doc.revision + 1 };
+      });
+      if (changed) {
+        await recordChange(name, diff, opts);
+        events.emit("configChanged", { ...base(after), changes: diff });
+      }
+      return statusOf(core, after);
     },
 
     async status(name) {

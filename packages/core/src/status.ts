@@ -2,6 +2,8 @@ import { SCAN_LIMIT, type Core } from "./context.js";
 import { rateAt, validateConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
 import { LATE_TICK_MS, cycleCapacity, cycleJobs, planCycle, planRanges } from "./cycle.js";
 import type { BackfillDoc, BackfillStatusName, HoldState, RepairRequest, RepairSummary, StartRequest, WatchdogRecord } from "./doc.js";
+import type { ControlState } from "./control.js";
+import { effectiveConfig } from "./effective.js";
 import { estimate, observedRate } from "./estimate.js";
 import { findGaps, mergeRanges, rangeSize } from "./ids.js";
 import type { FailedRange, IdRange, OutstandingEntry, RangeEntry, RunMetrics } from "./ports.js";
@@ -18,6 +20,83 @@ export interface BackfillProgress {
   readonly batchesFailed: number;
   readonly batchesDeferred: number;
   readonly lastDoneAt: number | null;
+}
+
+/** What the closed loop does to a run, as `status()` reports it (see `autotune`, `finishBy`, `budget`). */
+export interface ControlView {
+  /** The batch size the next cycle plans with. */
+  readonly batchSize: number;
+  /** Batches per second in force now, and the configured ceiling it is under. */
+  readonly perSecond: number;
+  readonly ceiling: number;
+  /** One line for operators, as gh-ost's status: `"throttled: replica lag 2.3 s > 1.5 s (2.55/s of 3/s)"`, or `"at the ceiling (3/s)"`. */
+  readonly summary: string;
+  /** The loop's last reason to throttle, or null when it runs at its ceiling. */
+  readonly reason: string | null;
+  /** Autotune's share of the ceilings (1 = at the ceilings). */
+  readonly share: number;
+  /** Values an operator pinned (the loop leaves them alone), or null. */
+  readonly pins: ControlState["pins"];
+  /** Deadline mode: the deadline, whether the configured rates can meet it, when they would finish, and the rates that would make it. */
+  readonly deadline: {
+    readonly finishBy: number;
+    readonly feasible: boolean;
+    readonly share: number;
+    readonly finishAt: number | null;
+    /** When infeasible: the rates (both windows, batches per second) that would make it, or null when no rate would. */
+    readonly needs: { readonly perSecondOnPeak: number; readonly perSecondOffPeak: number } | null;
+  } | null;
+  /** The shared budget's cap on this run (batches per second), or null. */
+  readonly budget: { readonly key: string; readonly perSecond: number; readonly cap: number | null } | null;
+  /** Smoothed handler time per id (ms), or null before the first sample. */
+  readonly msPerId: number | null;
+  /** How long the last tick took (ms), or null. */
+  readonly lastTickMs: number | null;
+}
+
+/** The closed loop's view of a run, or null when nothing steers it. */
+export function controlView(doc: Pick<BackfillDoc, "config" | "control">, now: number): ControlView | null {
+  const { config, control } = doc;
+  if (control === null && config.autotune === null && config.finishBy === null && config.budget === null) return null;
+  const effective = effectiveConfig(doc);
+  const inForce = rateAt(effective, now);
+  const ceiling = rateAt(config, now);
+  const deadline = config.finishBy === null ? null : control?.deadline ?? null;
+  const need = deadline && !deadline.feasible && deadline.needShare !== null ? deadline.needShare : null;
+  const pins = control?.pins ?? { batchSize: null, perSecond: null };
+  const reasons: string[] = [];
+  if (pins.perSecond !== null) reasons.push(`rate pinned at ${pins.perSecond}/s`);
+  if (pins.batchSize !== null) reasons.push(`batch size pinned at ${pins.batchSize}`);
+  if (control?.reason && pins.perSecond === null) reasons.push(control.reason);
+  if (config.finishBy !== null && deadline) {
+    reasons.push(deadline.feasible ? `deadline ${new Date(config.finishBy).toISOString()}: on pace` : `deadline ${new Date(config.finishBy).toISOString()} cannot be met at the configured rates${need === null ? "" : ` (needs ${need}× them)`}`);
+  }
+  if (config.budget !== null && control?.budgetCap !== null && control?.budgetCap !== undefined && control.budgetCap < ceiling.perSecond) {
+    reasons.push(`budget "${config.budget.key}" leaves ${control.budgetCap}/s`);
+  }
+  const rates = `${inForce.perSecond}/s of ${ceiling.perSecond}/s, batch ${effective.batchSize}`;
+  return {
+    batchSize: effective.batchSize,
+    perSecond: inForce.perSecond,
+    ceiling: ceiling.perSecond,
+    summary: reasons.length > 0 ? `${reasons.join("; ")} (${rates})` : `at the ceiling (${rates})`,
+    reason: control?.reason ?? null,
+    share: control?.factor ?? 1,
+    pins,
+    deadline:
+      config.finishBy === null
+        ? null
+        : {
+            finishBy: config.finishBy,
+            feasible: deadline?.feasible ?? true,
+            share: control?.deadlineShare ?? 1,
+            finishAt: deadline?.finishAt ?? null,
+            needs: need === null ? null : { perSecondOnPeak: Math.ceil(config.perSecondOnPeak * need * 1000) / 1000, perSecondOffPeak: Math.ceil(config.perSecondOffPeak * need * 1000) / 1000 },
+          },
+    budget: config.budget === null ? null : { key: config.budget.key, perSecond: config.budget.perSecond, cap: control?.budgetCap ?? null },
+    msPerId: control?.msPerId ?? null,
+    lastTickMs: control?.lastTickMs ?? null,
+  };
 }
 
 /** A backfill's state as `status()` reports it. */
@@ -42,8 +121,10 @@ export interface BackfillStatus {
   readonly startedAt: number;
   readonly finishedAt: number | null;
   readonly progress: BackfillProgress;
-  /** The rate in force now. */
+  /** The rate in force now: the configured one, or what the closed loop (autotune, deadline, budget, a pin) keeps it at under it. */
   readonly rate: RateAt;
+  /** The closed loop's state, decisions and deadline; null when nothing steers the run. */
+  readonly control: ControlView | null;
   readonly metrics: RunMetrics;
   /** Bumped by every change an operator sees (status, config, a new run), not by cycles: use it for `expectedRevision` and ETags. */
   readonly revision: number;
@@ -162,7 +243,8 @@ export async function statusOf(core: Core, doc: BackfillDoc): Promise<BackfillSt
       batchesDeferred: metrics.batchesDeferred,
       lastDoneAt: metrics.lastDoneAt,
     },
-    rate: rateAt(doc.config, now),
+    rate: rateAt(effectiveConfig(doc), now),
+    control: controlView(doc, now),
     metrics,
     revision: doc.revision,
     hold: doc.hold,
@@ -276,7 +358,8 @@ export async function etaOf(core: Core, doc: BackfillDoc, config?: BackfillConfi
   if (!open(doc.status)) return null;
   const now = core.clock.now();
   const [metrics, deferred] = await Promise.all([core.store.metrics(doc.name, doc.runId), core.store.listDeferred(doc.name, doc.runId, SCAN_LIMIT)]);
-  const valid = config === undefined ? doc.config : validateConfig(config);
+  // The rates and batch size the loop keeps the run at apply to a previewed config too.
+  const valid = effectiveConfig({ config: config === undefined ? doc.config : validateConfig(config), control: doc.control });
   const from = nextCycleAt(doc, now);
   const observed = observedRate(metrics, now, { startedAt: doc.startedAt });
   const cursor = BigInt(doc.cursor);

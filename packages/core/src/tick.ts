@@ -1,5 +1,7 @@
 import { SCAN_LIMIT, MAX_CAS_ROUNDS, type Core } from "./context.js";
-import { batchJobId, cycleCapacity, cycleJobs, fromStored, holdAfter, planCycle } from "./cycle.js";
+import { hold } from "./batch.js";
+import { batchJobId, cycleCapacity, cycleJobs, cycleStart, fromStored, holdAfter, planCycle } from "./cycle.js";
+import { steer, steered, type Steering } from "./loop.js";
 import type { BackfillDoc, CyclePlan } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import { findGaps, mergeRanges } from "./ids.js";
@@ -24,8 +26,11 @@ export function startBurst(perSecond: number, spreadWithinSecond: boolean): numb
   return spreadWithinSecond ? 1 : Math.max(1, Math.ceil(perSecond));
 }
 
-/** Enqueues a stored plan's jobs and advances the cursor. Safe to repeat: job ids are deterministic. */
-export async function finalize(core: Core, version: number, doc: BackfillDoc, plan: CyclePlan): Promise<void> {
+/**
+ * Enqueues a stored plan's jobs and advances the cursor. Safe to repeat: job ids are deterministic.
+ * `tickStartedAt`, from the tick that planned it, gives the closed loop the tick's duration.
+ */
+export async function finalize(core: Core, version: number, doc: BackfillDoc, plan: CyclePlan, tickStartedAt?: number): Promise<void> {
   const queue = core.needQueue("running a tick");
   const jobs = cycleJobs(doc, plan, { tickAttempts: core.tickAttempts, reconcileAfterMs: core.reconcileAfterMs });
   // A new grid means a new rate in force: the bucket batches take their start tokens from follows it
@@ -49,6 +54,7 @@ export async function finalize(core: Core, version: number, doc: BackfillDoc, pl
     nextTickAt: plan.nextTickAt,
     pace: plan.pace,
     hold: doc.status === "held" ? holdAfter(doc, plan) : doc.hold,
+    control: doc.control !== null && tickStartedAt !== undefined ? { ...doc.control, lastTickMs: Math.max(0, Math.round(core.clock.now() - tickStartedAt)) } : doc.control,
   });
   if (written !== null) {
     core.events.emit("cyclePlanned", {
@@ -173,15 +179,55 @@ async function settle(core: Core, version: number, doc: BackfillDoc): Promise<"f
     final = failed.length > 0 ? "failed" : "completed";
   }
   const now = core.clock.now();
-  const written = await core.write(doc.name, version, { ...doc, status: final, finishedAt: now, revision: doc.revision + 1 });
+  // A completed run finished when its last range was recorded, not when this tick noticed it.
+  const lastDoneAt = final === "completed" ? (await store.metrics(doc.name, doc.runId)).lastDoneAt : null;
+  const finishedAt = lastDoneAt !== null && lastDoneAt <= now ? lastDoneAt : now;
+  const written = await core.write(doc.name, version, { ...doc, status: final, finishedAt, revision: doc.revision + 1 });
   if (written === null) return "conflict";
   core.events.emit("completed", { ...core.base(doc), status: final });
   return "finished";
 }
 
+/**
+ * The loop's changes, in the audit trail (actor `"autotune"`) and as `tuned` events, once their plan is
+ * stored. A crash between the two loses the record, never the change (it is in the stored control state).
+ */
+async function recordDecisions(core: Core, doc: BackfillDoc, plan: CyclePlan, decisions: Steering["decisions"]): Promise<void> {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const d of decisions) {
+    const key = d.field === "rate" ? "perSecond" : "batchSize";
+    changes[key] = { from: changes[key]?.from ?? d.from, to: d.to };
+  }
+  const reason = decisions.map((d) => d.reason).join("; ");
+  await core.recordChange(doc.name, changes, { actor: "autotune", reason }).catch(() => {});
+  for (const d of decisions) {
+    core.events.emit("tuned", { ...core.base(doc), field: d.field, from: d.from, to: d.to, reason: d.reason, perSecond: Number(plan.perSecond), batchSize: plan.batchSize });
+  }
+}
+
+/**
+ * A run held by its health indicators, once the hold's time is up: released when they no longer say
+ * stop, else held another `health.stopHold`. True when the stored run changed (read it again).
+ */
+async function reviewHealthHold(core: Core, version: number, doc: BackfillDoc, now: number): Promise<boolean> {
+  const held = doc.hold;
+  if (held === null || held.nextProbeAt === null || cycleStart(doc, now).beginAt < held.nextProbeAt) return false;
+  const reading = await core.health.read(doc.name, core.registry.get(doc.name), doc.config);
+  if (reading?.level === "stop") {
+    await core.write(doc.name, version, { ...doc, hold: { ...held, reason: `health: ${reading.reason}`, nextProbeAt: now + doc.config.health.stopHold * 1000 } });
+    return true;
+  }
+  const written = await core.write(doc.name, version, { ...doc, status: "running", hold: null, pace: null, nextTickAt: Math.min(doc.nextTickAt, now), revision: doc.revision + 1 });
+  if (written === null) return true;
+  await core.recordChange(doc.name, { status: { from: "held", to: "running" } }, { actor: "health", reason: reading === null ? "no health indicators" : `health: ${reading.level}: ${reading.reason}` });
+  core.events.emit("resumed", { ...core.base(doc), by: "health", heldForMs: now - held.since });
+  return true;
+}
+
 /** Processes a tick job: plan, enqueue and advance one cycle of a running or held backfill. */
 export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome> {
   const { store, clock } = core;
+  const tickStartedAt = clock.now();
   let reconciled = false;
   for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
     const current = await core.read(data.backfill);
@@ -198,7 +244,21 @@ export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome
       reconciled = true;
       await reconcile(core, doc, now);
     }
-    const capacity = cycleCapacity(doc, now);
+    if (doc.status === "held" && doc.hold?.cause === "health") {
+      if (await reviewHealthHold(core, version, doc, now)) continue;
+    }
+    // The closed loop decides the cycle's rate and batch size before it is planned (stored with the plan).
+    let steering: Steering = { doc, decisions: [] };
+    if (doc.status === "running") {
+      const reading = await core.health.read(doc.name, core.registry.get(doc.name), doc.config);
+      if (reading?.level === "stop") {
+        await hold(core, doc, `health: ${reading.reason}`, null, "health");
+        continue;
+      }
+      if (steered(doc)) steering = await steer(core, doc, now, core.health, cycleStart(doc, now).beginAt);
+    }
+    const run = steering.doc;
+    const capacity = cycleCapacity(run, now);
     const requeue = await store.listDeferred(doc.name, doc.runId, Math.max(1, capacity));
     const exhausted = BigInt(doc.cursor) < BigInt(doc.minId) && requeue.length === 0;
     if (exhausted && doc.status === "held") {
@@ -214,11 +274,12 @@ export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome
       if (outcome === "finished") return "finished";
       if (outcome === "conflict" || outcome === "requeued") continue;
     }
-    const plan = planCycle(doc, requeue, now, { tickAttempts: core.tickAttempts });
-    const next: BackfillDoc = { ...doc, pending: plan };
+    const plan = planCycle(run, requeue, now, { tickAttempts: core.tickAttempts });
+    const next: BackfillDoc = { ...run, pending: plan };
     const written = await core.write(doc.name, version, next);
     if (written === null) continue;
-    await finalize(core, written, next, plan);
+    if (steering.decisions.length > 0) await recordDecisions(core, next, plan, steering.decisions);
+    await finalize(core, written, next, plan, tickStartedAt);
     return "planned";
   }
   throw new SuperSpreaderError("CONFLICT", `backfill "${data.backfill}": tick ${data.cycle} lost ${MAX_CAS_ROUNDS} compare-and-set rounds`);

@@ -64,6 +64,16 @@ export function checkStartRate(perSecond: unknown, burst: unknown): void {
   }
 }
 
+/** A batch's timing: whole milliseconds ≥ 0 for `handlerMs` and `lateMs`. */
+export function checkTiming(timing: { readonly handlerMs: unknown; readonly lateMs: unknown }): void {
+  for (const field of ["handlerMs", "lateMs"] as const) {
+    const v = timing?.[field];
+    if (!Number.isSafeInteger(v) || (v as number) < 0) {
+      throw new SuperSpreaderError("INVALID_ARGUMENT", `timing.${field} must be a whole number of ms ≥ 0, got ${describeValue(v)}`, { field: `timing.${field}` });
+    }
+  }
+}
+
 export function checkLimit(limit: unknown): void {
   if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1) {
     throw new SuperSpreaderError("INVALID_ARGUMENT", `limit must be a whole number ≥ 1, got ${describeValue(limit)}`, { field: "limit" });

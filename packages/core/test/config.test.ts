@@ -23,7 +23,49 @@ describe("validateConfig", () => {
       priority: null,
       spreadWithinSecond: false,
       hold: { consecutiveFailures: 10, errorRate: 0.5, minAttempts: 20, probeAfter: 5, maxProbeInterval: 300 },
+      autotune: null,
+      health: { interval: 1, timeout: 5, failClosedAfter: 10, stopHold: 600 },
+      budget: null,
+      finishBy: null,
     });
+  });
+
+  it("fills the closed loop's options with their defaults", () => {
+    expect(validateConfig({ ...good, autotune: {}, budget: { key: "orders-db", perSecond: 10 }, finishBy: "2026-12-24T00:00:00Z", health: { interval: 2 } })).toMatchObject({
+      autotune: { batchSize: { targetMs: 100, min: 1, max: 100_000 }, rate: { minShare: 0.05, latenessMs: 2000, tickMs: 1500 } },
+      budget: { key: "orders-db", perSecond: 10, weight: 1 },
+      finishBy: Date.parse("2026-12-24T00:00:00Z"),
+      health: { interval: 2, timeout: 5, failClosedAfter: 10, stopHold: 600 },
+    });
+    expect(validateConfig({ ...good, autotune: { batchSize: false } })).toMatchObject({ autotune: { batchSize: null, rate: { minShare: 0.05 } } });
+    expect(validateConfig({ ...good, autotune: { rate: false, batchSize: { targetMs: 250, min: 10, max: 500 } } })).toMatchObject({
+      autotune: { batchSize: { targetMs: 250, min: 10, max: 500 }, rate: null },
+    });
+    expect(validateConfig({ ...good, autotune: false })).toMatchObject({ autotune: null });
+  });
+
+  it.each([
+    [{ autotune: 5 }, "autotune", "autotune must be an object, got 5"],
+    [{ autotune: { batchsize: {} } }, "autotune.batchsize", "did you mean batchSize?"],
+    [{ autotune: { batchSize: { targetMs: 0 } } }, "autotune.batchSize.targetMs", "got 0"],
+    [{ autotune: { batchSize: { min: 1.5 } } }, "autotune.batchSize.min", "got 1.5"],
+    [{ autotune: { batchSize: { min: 50, max: 10 } } }, "autotune.batchSize.max", "at least autotune.batchSize.min (50), got 10"],
+    [{ autotune: { rate: { minShare: 2 } } }, "autotune.rate.minShare", "got 2"],
+    [{ autotune: { rate: { latenessMs: -1 } } }, "autotune.rate.latenessMs", "got -1"],
+    [{ autotune: { rate: { tickMs: "fast" } } }, "autotune.rate.tickMs", 'got "fast"'],
+    [{ health: { interval: 0 } }, "health.interval", "got 0"],
+    [{ health: { stopHold: Number.NaN } }, "health.stopHold", "got NaN"],
+    [{ health: { timeOut: 5 } }, "health.timeOut", "did you mean timeout?"],
+    [{ budget: { perSecond: 5 } }, "budget.key", "got undefined"],
+    [{ budget: { key: "a b", perSecond: 5 } }, "budget.key", 'got "a b"'],
+    [{ budget: { key: "db", perSecond: -5 } }, "budget.perSecond", "got -5"],
+    [{ budget: { key: "db", perSecond: 5, weight: 0 } }, "budget.weight", "got 0"],
+    [{ finishBy: "next tuesday" }, "finishBy", 'got "next tuesday"'],
+    [{ finishBy: "2026-13-45T00:00:00Z" }, "finishBy", 'got "2026-13-45T00:00:00Z"'],
+  ])("rejects %j naming %s and the value", (patch, field, text) => {
+    const error = errorOf({ ...good, ...patch });
+    expect(error).toMatchObject({ code: "INVALID_CONFIG", field });
+    expect(error.message).toContain(text);
   });
 
   it("reads a config stored by the previous version (no hold) with today's defaults", () => {

@@ -43,6 +43,7 @@ function runAt(config: BackfillConfig, t: number, cursor: bigint, minId: bigint,
     lastRepair: null,
     needsTick: false,
     unstarted: false,
+    control: null,
   };
 }
 

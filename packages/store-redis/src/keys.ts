@@ -18,6 +18,7 @@ import type { IdRange, OutstandingEntry, RangeEntry } from "@superspreader/core"
  * <prefix>:{<name>}:run:<runId>:metrics       hash    batchesDone, idsDone, batchesFailed, batchesDeferred,
  *                                                     batchesLost, consecutiveFailures, lastDoneAt
  * <prefix>:{<name>}:run:<runId>:minutes       hash    <minute epoch ms> -> "<ids>:<batches>[:<failures>]"
+ * <prefix>:budget:{<key>}                      hash    _v -> version, <member> -> JSON { weight, want, cap, at }
  * ```
  * Ids are 20-digit zero-padded decimals and cycles 16-digit ones, so lexicographic
  * order is numeric order and no id ever becomes a Lua number. `~cycle` is the nines'
@@ -50,6 +51,11 @@ const CYCLE_NINES = 10n ** BigInt(CYCLE_WIDTH) - 1n;
 
 export function namesKey(prefix: string): string {
   return `${prefix}:names`;
+}
+
+/** A shared rate budget's members (one hash, in its own slot: claims touch only it). */
+export function budgetKey(prefix: string, key: string): string {
+  return `${prefix}:budget:{${key}}`;
 }
 
 export function backfillKeys(prefix: string, name: string): BackfillKeys {

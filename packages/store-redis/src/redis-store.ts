@@ -1,11 +1,12 @@
 import { MAX_ID, SuperSpreaderError, isSuperSpreaderError, padId, rangeSize } from "@superspreader/core";
-import type { ConfigChange, FailedRange, FailureCounts, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
-import { NAME_PATTERN, checkEntry, checkLimit, checkName, checkRunId, checkStartRate, checkTime, describeValue, invalidOption } from "@superspreader/core/adapter";
+import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
+import { NAME_PATTERN, checkBudgetClaim, claimShare, checkEntry, checkLimit, checkName, checkRunId, checkStartRate, checkTime, checkTiming, describeValue, invalidOption } from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
 import {
   type BackfillKeys,
   type RunKeys,
   backfillKeys,
+  budgetKey,
   corrupt,
   deferredMember,
   failedMember,
@@ -146,6 +147,31 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       await call("setStartRate", start, () => client.superspreaderSetStartRate(start, perSecond === null ? "none" : String(perSecond), String(burst), String(at)));
     },
 
+    async claimBudget(key, member, claim, at) {
+      ensureOpen("claimBudget");
+      checkBudgetClaim(key, member, claim, at);
+      const budget = budgetKey(prefix, key);
+      // Optimistic: read the members, compute the claim, write it if nobody claimed in between.
+      for (let round = 0; round < 50; round++) {
+        const fields = await call("claimBudget", budget, () => client.hgetall(budget));
+        const stored: Record<string, Omit<BudgetMember, "member">> = {};
+        for (const [field, json] of Object.entries(fields)) {
+          if (field === "_v") continue;
+          const record = parseJson(budget, json) as Partial<BudgetMember> | null;
+          if (!record || typeof record.weight !== "number" || typeof record.want !== "number" || typeof record.cap !== "number" || typeof record.at !== "number") {
+            throw corrupt(budget, `holds member ${JSON.stringify(field)} = ${JSON.stringify(json)}, expected { weight, want, cap, at }`);
+          }
+          stored[field] = { weight: record.weight, want: record.want, cap: record.cap, at: record.at };
+        }
+        const { record, expired, members } = claimShare(stored, member, claim, at);
+        const written = await call("claimBudget", budget, () =>
+          client.superspreaderClaimBudget(budget, fields._v ?? "0", member, JSON.stringify(record), ...expired),
+        );
+        if (written !== 0) return { cap: record.cap, members };
+      }
+      throw new SuperSpreaderError("CONFLICT", `budget "${key}": claims kept changing under 50 attempts; try again`);
+    },
+
     async compareAndSet(name, expectedVersion, value) {
       const { doc } = backfill("compareAndSet", name);
       checkExpectedVersion(expectedVersion);
@@ -186,10 +212,11 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       return items.map((item) => parseConfigChange(configChanges, item));
     },
 
-    async markDone(name, runId, entry, at) {
+    async markDone(name, runId, entry, at, timing) {
       const keys = runOf("markDone", name, runId);
       checkEntry(entry);
       checkTime(at, "at");
+      if (timing !== undefined) checkTiming(timing);
       const { minute, cutoff } = minuteFields(at, BUCKET_WINDOW_MS);
       const { beginId, endId } = entry;
       const begin = padId(beginId);
@@ -209,6 +236,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
           minute,
           cutoff,
           outstandingMemberOf(begin, end, entry.cycle),
+          ...(timing === undefined ? [] : [String(timing.handlerMs), String(timing.lateMs)]),
         ),
       );
       return added === 1;
@@ -421,12 +449,19 @@ function parseMetrics(metricsKey: string, counters: Map<string, string>, minutes
     if (!Number.isFinite(lastDoneAt)) throw corrupt(metricsKey, `has lastDoneAt = ${JSON.stringify(rawLastDoneAt)}, expected epoch ms`);
   }
   const recent = [...minutes].map(([field, raw]) => {
-    const m = /^(\d+):(\d{1,15})(?::(\d{1,15}))?$/.exec(raw);
+    const m = /^(\d+):(\d{1,15})(?::(\d{1,15})(?::(\d{1,15}):(\d{1,15}))?)?$/.exec(raw);
     const minute = /^-?\d+$/.test(field) ? Number(field) : Number.NaN;
     if (!Number.isFinite(minute) || !m) {
-      throw corrupt(minutesKey, `has ${JSON.stringify(field)} = ${JSON.stringify(raw)}, expected <minute epoch ms> = "<ids>:<batches>[:<failures>]"`);
+      throw corrupt(minutesKey, `has ${JSON.stringify(field)} = ${JSON.stringify(raw)}, expected <minute epoch ms> = "<ids>:<batches>[:<failures>[:<ms>:<late>]]"`);
     }
-    return { minute, ids: BigInt(m[1] as string).toString(), batches: Number(m[2]), failures: Number(m[3] ?? 0) };
+    return {
+      minute,
+      ids: BigInt(m[1] as string).toString(),
+      batches: Number(m[2]),
+      failures: Number(m[3] ?? 0),
+      handlerMs: Number(m[4] ?? 0),
+      lateMs: Number(m[5] ?? 0),
+    };
   });
   recent.sort((a, b) => a.minute - b.minute);
   return {

@@ -73,27 +73,37 @@ end
 
 -- A minute bucket "<ids>:<batches>" (as versions before failure counts wrote it) or
 -- "<ids>:<batches>:<failures>": ids, batches, failures; nil when it is neither.
+-- "<ids>:<batches>[:<failures>[:<handler ms>:<late ms>]]": ids, batches, failures, handler ms, late ms.
 local function parseBucket(v)
   local ids, batches = string.match(v, '^(%d+):(%d+)$')
   if ids then
     if #batches > 15 then return nil end
-    return ids, tonumber(batches), 0
+    return ids, tonumber(batches), 0, 0, 0
   end
-  local failures
+  local failures, ms, late
   ids, batches, failures = string.match(v, '^(%d+):(%d+):(%d+)$')
-  if not ids or #batches > 15 or #failures > 15 then return nil end
-  return ids, tonumber(batches), tonumber(failures)
+  if ids then
+    if #batches > 15 or #failures > 15 then return nil end
+    return ids, tonumber(batches), tonumber(failures), 0, 0
+  end
+  ids, batches, failures, ms, late = string.match(v, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  if not ids or #batches > 15 or #failures > 15 or #ms > 15 or #late > 15 then return nil end
+  return ids, tonumber(batches), tonumber(failures), tonumber(ms), tonumber(late)
 end
 
--- The two-part form while there are no failures, so a bucket stays readable by the
--- previous version during a rolling upgrade.
-local function formatBucket(ids, batches, failures)
-  if failures == 0 then return ids .. ':' .. int(batches) end
-  return ids .. ':' .. int(batches) .. ':' .. int(failures)
+-- The shortest form that holds the values, so a bucket stays readable by the previous
+-- versions during a rolling upgrade as long as nothing they do not know was recorded.
+local function formatBucket(ids, batches, failures, ms, late)
+  ms, late = ms or 0, late or 0
+  if ms == 0 and late == 0 then
+    if failures == 0 then return ids .. ':' .. int(batches) end
+    return ids .. ':' .. int(batches) .. ':' .. int(failures)
+  end
+  return ids .. ':' .. int(batches) .. ':' .. int(failures) .. ':' .. int(ms) .. ':' .. int(late)
 end
 
 local function badBucket(minutes, field, v)
-  return corrupt(minutes, 'has ' .. field .. ' = "' .. string.sub(v, 1, 100) .. '", expected "<ids>:<batches>[:<failures>]"')
+  return corrupt(minutes, 'has ' .. field .. ' = "' .. string.sub(v, 1, 100) .. '", expected "<ids>:<batches>[:<failures>[:<ms>:<late>]]"')
 end
 
 -- Fields of the minutes hash at or before cutoff, or nil and the corrupt reply.
@@ -156,6 +166,7 @@ return 1
 const MARK_DONE = `${PRELUDE}
 local done, metrics, minutes, outstanding = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local B, E, Bm1, Ep1, size, at, minute, cutoff, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local addMs, addLate = tonumber(ARGV[10] or '0') or 0, tonumber(ARGV[11] or '0') or 0
 
 -- The hot path: each redis.call costs about as much as the work it does, so instead of a
 -- TYPE per key, the first read of each key is its type check.
@@ -207,10 +218,10 @@ if not string.match(ids, '^%d+$') then return corrupt(metrics, 'has idsDone = "'
 local bucket
 bucket, reply = typedRead(minutes, 'hash', 'HGET', minutes, minute)
 if reply then return reply end
-local bucketIds, bucketBatches, bucketFailures = '0', 0, 0
+local bucketIds, bucketBatches, bucketFailures, bucketMs, bucketLate = '0', 0, 0, 0, 0
 local stale = {}
 if bucket then
-  bucketIds, bucketBatches, bucketFailures = parseBucket(bucket)
+  bucketIds, bucketBatches, bucketFailures, bucketMs, bucketLate = parseBucket(bucket)
   if not bucketIds then return badBucket(minutes, minute, bucket) end
 else
   stale, reply = staleBuckets(minutes, cutoff)
@@ -222,7 +233,7 @@ if #swallowed > 0 then redis.call('ZREMRANGEBYLEX', done, '(' .. B .. ';', upper
 redis.call('ZADD', done, 0, newBegin .. ':' .. newEnd)
 redis.call('HSET', metrics, 'batchesDone', int(tonumber(batches) + 1), 'idsDone', addDecimal(ids, size), 'lastDoneAt', at, 'consecutiveFailures', '0')
 for _, field in ipairs(stale) do redis.call('HDEL', minutes, field) end
-redis.call('HSET', minutes, minute, formatBucket(addDecimal(bucketIds, size), bucketBatches + 1, bucketFailures))
+redis.call('HSET', minutes, minute, formatBucket(addDecimal(bucketIds, size), bucketBatches + 1, bucketFailures, bucketMs + addMs, bucketLate + addLate))
 if tracked then redis.call('ZREM', outstanding, entry) end
 return 1
 `;
@@ -238,11 +249,11 @@ local bad, why = checkTypes({{metrics, 'hash'}, {minutes, 'hash'}})
 if bad then return corrupt(bad, why) end
 local n, why1 = counter(metrics, 'consecutiveFailures')
 if why1 then return corrupt(metrics, why1) end
-local ids, batches, failures = '0', 0, 0
+local ids, batches, failures, ms, late = '0', 0, 0, 0, 0
 local bucket = redis.call('HGET', minutes, minute)
 local stale = {}
 if bucket then
-  ids, batches, failures = parseBucket(bucket)
+  ids, batches, failures, ms, late = parseBucket(bucket)
   if not ids then return badBucket(minutes, minute, bucket) end
 else
   local reply
@@ -259,7 +270,7 @@ end
 
 redis.call('HSET', metrics, 'consecutiveFailures', int(n + 1))
 for _, field in ipairs(stale) do redis.call('HDEL', minutes, field) end
-redis.call('HSET', minutes, minute, formatBucket(ids, batches, failures + 1))
+redis.call('HSET', minutes, minute, formatBucket(ids, batches, failures + 1, ms, late))
 return {n + 1, failures + 1 + prevFailures, batches + prevBatches}
 `;
 
@@ -440,16 +451,39 @@ return {fields[1] or false, fields[2] or false, wait}
 
 /**
  * KEYS: start. ARGV: perSecond ('none' lifts the limit), burst, at. Sets the bucket's rate; the next
- * free slot (tat) is kept, or is now for a new bucket.
+ * free slot (tat) moves to one new interval after the last reserved one, or is now for a new bucket.
  */
 const SET_START_RATE = `${PRELUDE}
 local start = KEYS[1]
 local bad, why = checkTypes({{start, 'hash'}})
 if bad then return corrupt(bad, why) end
-local tat = redis.call('HGET', start, 'tat')
-if not tat or not tonumber(tat) then tat = ARGV[3] end
-redis.call('HSET', start, 'perSecond', ARGV[1], 'burst', ARGV[2], 'tat', tat)
+local old = redis.call('HMGET', start, 'perSecond', 'tat')
+local tat = tonumber(old[2])
+if not tat then
+  tat = tonumber(ARGV[3])
+else
+  -- The next slot comes one interval of the new rate after the last one reserved (tat is one old interval after it).
+  local before, after = tonumber(old[1]), tonumber(ARGV[1])
+  if before and before > 0 and after and after > 0 then tat = tat - 1000 / before + 1000 / after end
+end
+redis.call('HSET', start, 'perSecond', ARGV[1], 'burst', ARGV[2], 'tat', string.format('%.17g', tat))
 return 1
+`;
+
+/**
+ * KEYS: budget. ARGV: expected version, member, record JSON, members to delete... Writes a claim computed
+ * from the members read at `expected version` (field _v, absent = 0): returns the new version, or 0 when
+ * another claim came first (read again).
+ */
+const CLAIM_BUDGET = `${PRELUDE}
+local budget = KEYS[1]
+local bad, why = checkTypes({{budget, 'hash'}})
+if bad then return corrupt(bad, why) end
+local version = tonumber(redis.call('HGET', budget, '_v') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+for i = 4, #ARGV do redis.call('HDEL', budget, ARGV[i]) end
+redis.call('HSET', budget, ARGV[2], ARGV[3], '_v', tostring(version + 1))
+return version + 1
 `;
 
 /** KEYS: metrics, minutes. Both hashes as flat arrays, read in one atomic step. */
@@ -472,6 +506,7 @@ const COMMANDS = {
   superspreaderReadMetrics: { numberOfKeys: 2, lua: READ_METRICS, readOnly: true },
   superspreaderReadForStart: { numberOfKeys: 2, lua: READ_FOR_START },
   superspreaderSetStartRate: { numberOfKeys: 1, lua: SET_START_RATE },
+  superspreaderClaimBudget: { numberOfKeys: 1, lua: CLAIM_BUDGET },
 } as const;
 
 declare module "ioredis" {
@@ -492,6 +527,8 @@ declare module "ioredis" {
       minute: string,
       cutoff: string,
       outstandingMember: string,
+      handlerMs?: string,
+      lateMs?: string,
     ): Result<number, Context>;
     superspreaderRecordFailure(metrics: string, minutes: string, minute: string, previous: string, cutoff: string): Result<[number, number, number], Context>;
     superspreaderAddDeferred(deferred: string, metrics: string, outstanding: string, member: string, outstandingMember: string): Result<number, Context>;
@@ -502,6 +539,7 @@ declare module "ioredis" {
     superspreaderReadMetrics(metrics: string, minutes: string): Result<[string[], string[]], Context>;
     superspreaderReadForStart(doc: string, start: string, at: string): Result<[string | null, string | null, string], Context>;
     superspreaderSetStartRate(start: string, perSecond: string, burst: string, at: string): Result<number, Context>;
+    superspreaderClaimBudget(budget: string, expected: string, member: string, json: string, ...expired: string[]): Result<number, Context>;
   }
 }
 

@@ -102,7 +102,7 @@ describe("markDone ledger", () => {
     expect(await store.listDone("bf", run)).toEqual([{ beginId: 0n, endId: MAX_ID }]);
     const m = await store.metrics("bf", run);
     expect(m.idsDone).toBe((MAX_ID + 1n).toString()); // 10^20 > 2^64
-    expect(m.recent).toEqual([{ minute: 0, ids: (MAX_ID + 1n).toString(), batches: 2, failures: 0 }]);
+    expect(m.recent).toEqual([{ minute: 0, ids: (MAX_ID + 1n).toString(), batches: 2, failures: 0, handlerMs: 0, lateMs: 0 }]);
   });
 
   it("keeps per-minute buckets for the last 60 minutes only", async () => {
@@ -111,8 +111,8 @@ describe("markDone ledger", () => {
     for (let i = 0; i < 90; i++) await store.markDone("bf", run, { beginId: BigInt(i * 10), endId: BigInt(i * 10 + 9), cycle: 0 }, t0 + i * 60_000);
     const m = await store.metrics("bf", run);
     expect(m.recent).toHaveLength(60);
-    expect(m.recent[0]).toEqual({ minute: t0 + 30 * 60_000, ids: "10", batches: 1, failures: 0 });
-    expect(m.recent[59]).toEqual({ minute: t0 + 89 * 60_000, ids: "10", batches: 1, failures: 0 });
+    expect(m.recent[0]).toEqual({ minute: t0 + 30 * 60_000, ids: "10", batches: 1, failures: 0, handlerMs: 0, lateMs: 0 });
+    expect(m.recent[59]).toEqual({ minute: t0 + 89 * 60_000, ids: "10", batches: 1, failures: 0, handlerMs: 0, lateMs: 0 });
     // Bounded in Redis too, not just in the reply.
     expect(await client.hlen(`${prefix}:{bf}:run:${run}:minutes`)).toBe(60);
   });

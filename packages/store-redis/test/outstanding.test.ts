@@ -110,8 +110,8 @@ describe("failure counts", () => {
       batchesLost: 0,
       consecutiveFailures: 0,
       recent: [
-        { minute: t0 - 60_000, ids: "20", batches: 2, failures: 0 },
-        { minute: t0, ids: "10", batches: 1, failures: 0 },
+        { minute: t0 - 60_000, ids: "20", batches: 2, failures: 0, handlerMs: 0, lateMs: 0 },
+        { minute: t0, ids: "10", batches: 1, failures: 0, handlerMs: 0, lateMs: 0 },
       ],
     });
     expect(await store.recordFailure("bf", run, t0 + 2_000)).toEqual({ consecutive: 1, recentFailures: 1, recentDone: 3 });
@@ -131,8 +131,8 @@ describe("failure counts", () => {
     }
     expect(await redis.metrics("bf", run)).toEqual(await memory.metrics("bf", run));
     expect((await redis.metrics("bf", run)).recent).toEqual([
-      { minute: -60_000, ids: "0", batches: 0, failures: 1 },
-      { minute: 0, ids: "10", batches: 1, failures: 1 },
+      { minute: -60_000, ids: "0", batches: 0, failures: 1, handlerMs: 0, lateMs: 0 },
+      { minute: 0, ids: "10", batches: 1, failures: 1, handlerMs: 0, lateMs: 0 },
     ]);
     expect((await redis.metrics("bf", run)).lastDoneAt).toBe(1.5);
   });
