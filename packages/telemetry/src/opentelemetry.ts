@@ -132,6 +132,11 @@ export function instrumentOpenTelemetry(spreader: SuperSpreaderEventSource, opti
   });
   const cycles = meter.createCounter("superspreader.cycles", { description: "Scheduler cycles planned.", unit: "{cycle}" });
   const rate = meter.createGauge("superspreader.rate", { description: "Batches per second of the last planned cycle.", unit: "{batch}/s" });
+  const batchSize = meter.createGauge("superspreader.batch.size", { description: "Ids per batch of the last planned cycle.", unit: "{id}" });
+  const tuned = meter.createCounter("superspreader.tuned", {
+    description: "Changes the closed loop made (attributes superspreader.tuned.field and superspreader.tuned.direction).",
+    unit: "{change}",
+  });
 
   // Same key for two deliveries of one attempt (a stalled job run twice): ended first in, first out.
   const open = new Map<string, OpenSpan[]>();
@@ -215,6 +220,11 @@ export function instrumentOpenTelemetry(spreader: SuperSpreaderEventSource, opti
           attributes: { ...batchAttributes(e), "superspreader.batch.outcome": "deferred" },
         })
         .end(new Date(e.at));
+    },
+
+    tuned(e) {
+      tuned.add(1, { "superspreader.backfill": e.backfill, "superspreader.tuned.field": e.field, "superspreader.tuned.direction": e.to > e.from ? "up" : "down" });
+      batchSize.record(e.batchSize, { "superspreader.backfill": e.backfill });
     },
 
     cyclePlanned(e) {

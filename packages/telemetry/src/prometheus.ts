@@ -111,8 +111,9 @@ export function prometheusMetrics(
   const cycles = new CounterFamily(m("cycles_total"), "Scheduler cycles planned by this process.");
   const healed = new CounterFamily(
     m("healed_total"),
-    'What the runtime healed in this process: kind="lost_range" (a range the queue lost, enqueued again), "revival" (a dead tick chain revived), "hold" (a burst of failures held the run).',
+    'What the runtime healed in this process: kind="lost_range" (a range the queue lost, enqueued again), "revival" (a dead tick chain revived), "hold" (a burst of failures held the run), "health_hold" (a health indicator said stop).',
   );
+  const tuned = new CounterFamily(m("tuned_total"), 'Changes the closed loop made in this process: field="batch_size" or "rate", direction="up" or "down".');
   const duration = new HistogramFamily(m("batch_duration_seconds"), "Time a batch handler ran, done or failed.", durationBuckets);
   const lag = new HistogramFamily(m("queue_lag_seconds"), "Time between a batch's planned run time and its start.", lagBuckets);
 
@@ -144,7 +145,10 @@ export function prometheusMetrics(
       healed.inc({ backfill: e.backfill, kind: "revival" });
     },
     held(e) {
-      healed.inc({ backfill: e.backfill, kind: "hold" });
+      healed.inc({ backfill: e.backfill, kind: e.cause === "health" ? "health_hold" : "hold" });
+    },
+    tuned(e) {
+      tuned.inc({ backfill: e.backfill, field: e.field === "batchSize" ? "batch_size" : "rate", direction: e.to > e.from ? "up" : "down" });
     },
   });
 
@@ -166,6 +170,9 @@ export function prometheusMetrics(
     const reconciled = g("reconciled_ranges", "Ranges of the current run found lost (gone from the queue or given up by it) and enqueued again.");
     const revivals = g("watchdog_revivals", "Times the watchdog revived the current run's tick chain.");
     const held = g("held_probes", "Probes sent since the run held itself (0 unless held).");
+    const ceiling = g("ceiling_batches_per_second", "The configured rate now, which the closed loop keeps the rate in force under.");
+    const batchSize = g("batch_size", "Ids per batch the next cycle plans (the closed loop's or a pinned one, else the config's).");
+    const share = g("autotune_share", "Autotune's share of the configured rate, 0 to 1 (1 without autotune).");
     for (const { name, status: s } of read) {
       const backfill = { backfill: name };
       up.set(backfill, s ? 1 : 0);
@@ -187,8 +194,11 @@ export function prometheusMetrics(
       reconciled.set(backfill, s.reconciled.ranges);
       revivals.set(backfill, s.watchdog.revivals);
       held.set(backfill, s.hold?.probes ?? 0);
+      ceiling.set(backfill, s.control?.ceiling ?? s.rate.perSecond);
+      batchSize.set(backfill, s.control?.batchSize ?? s.config.batchSize);
+      share.set(backfill, s.control?.share ?? 1);
     }
-    return [up, info, status, idsTotal, idsDone, progress, stored, rate, onPeak, cycle, overdue, started, lastDone, reconciled, revivals, held];
+    return [up, info, status, idsTotal, idsDone, progress, stored, rate, onPeak, cycle, overdue, started, lastDone, reconciled, revivals, held, ceiling, batchSize, share];
   };
 
   return {
@@ -200,7 +210,7 @@ export function prometheusMetrics(
       const read = await Promise.all(
         names.map(async (name) => ({ name, status: await spreader.status(name).catch(() => null) })),
       );
-      return renderFamilies([batches, ids, failures, cycles, healed, duration, lag, ...statusGauges(read)]);
+      return renderFamilies([batches, ids, failures, cycles, healed, tuned, duration, lag, ...statusGauges(read)]);
     },
     close,
   };

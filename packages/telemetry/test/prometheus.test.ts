@@ -190,6 +190,31 @@ describe("prometheusMetrics", () => {
     exposition.close();
   });
 
+  it("counts the closed loop's changes and shows the batch size, ceiling and share in force", async () => {
+    const clock = createManualClock(T0);
+    const queue = createMemoryJobQueue({ clock });
+    const spreader = createSuperSpreader({ queue, store: createMemoryStateStore(), clock });
+    spreader.define("tuned", {
+      source: createMemoryIdSource({ minId: 1, maxId: 50_000 }),
+      config: { batchSize: 1_000, duration: 10, perSecondOnPeak: 5, perSecondOffPeak: 5, autotune: { batchSize: { targetMs: 100 }, rate: false } },
+      async handle({ beginId, endId }) {
+        clock.advance(Number(endId - beginId + 1n)); // 1 ms an id: 1,000-id batches take 1 s, ten times the target
+      },
+    });
+    const exposition = prometheusMetrics(spreader);
+    await spreader.start("tuned");
+    await createMemoryWorker({ queue, spreader }).runUntilIdle(clock, { maxJobs: 60 });
+    const p = parse(await exposition.collect());
+    const r = { backfill: "tuned" };
+    expect(value(p, "superspreader_tuned_total", { ...r, field: "batch_size", direction: "down" })).toBeGreaterThanOrEqual(1);
+    const status = await spreader.status("tuned");
+    expect(status.control?.batchSize).toBe(100);
+    expect(value(p, "superspreader_backfill_batch_size", r)).toBe(100);
+    expect(value(p, "superspreader_backfill_ceiling_batches_per_second", r)).toBe(5);
+    expect(value(p, "superspreader_backfill_autotune_share", r)).toBe(1);
+    exposition.close();
+  });
+
   it("escapes label values and help text", async () => {
     const w = world('ER"ODD\\CODE\nTWO');
     const exposition = prometheusMetrics(w.spreader, { prefix: "bf" });
