@@ -11,6 +11,8 @@ export type {
   BatchTiming,
   BudgetClaim,
   BudgetMember,
+  RangeRun,
+  RangeTransactions,
   HealthLevel,
   HealthReading,
   HealthContext,

@@ -507,4 +507,34 @@ export interface StateStore {
 
   /** Releases what the store opened. Never closes an injected client. Idempotent. */
   close(): Promise<void>;
+
+  /**
+   * Present on stores that live in a SQL database a handler can write to: runs a batch's work and the
+   * record of its range in one transaction (see {@link RangeTransactions}). Absent on Redis and in memory.
+   */
+  readonly transactions?: RangeTransactions;
+}
+
+/** What {@link RangeTransactions.runRange} did. */
+export interface RangeRun {
+  /** True when this call recorded the range (its work committed with the record). */
+  readonly committed: boolean;
+  /** True when the range was already recorded done: the work was not run. */
+  readonly alreadyDone: boolean;
+}
+
+/**
+ * Exactly-once batches on a store in the database the handler writes (issue #12): the range's record
+ * and the handler's writes commit together or not at all.
+ */
+export interface RangeTransactions<Tx = unknown> {
+  /**
+   * In one transaction of the store's database: claims `entry` of the run (a second delivery of the same
+   * range waits until this transaction ends, then finds the range done), returns `{ alreadyDone: true }`
+   * without calling `work` when the ledger already covers it, else runs `work(tx)` and records the range
+   * done exactly as `markDone` would (ledger, metrics with the timing `work` returns, outstanding entry,
+   * consecutive failures reset), then commits. When `work` throws, everything rolls back and the error is
+   * rethrown. `at()` gives the completion time, read after `work`.
+   */
+  runRange(name: string, runId: string, entry: RangeEntry, work: (tx: Tx) => Promise<BatchTiming>, at: () => number): Promise<RangeRun>;
 }
