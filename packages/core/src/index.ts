@@ -61,6 +61,8 @@ export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolic
 export { decide, initialControl } from "./control.js";
 export type { ControlState, ControlDecision, ControlInputs, Sample, SampleMark } from "./control.js";
 export { effectiveConfig } from "./effective.js";
+export { planDeadline } from "./loop.js";
+export type { PlanDeadlineOptions, DeadlinePlan } from "./loop.js";
 export { planCycle, cycleJobs, cycleCapacity, planRanges, batchJobId, tickJobId, LATE_TICK_MS, TICK_PRIORITY } from "./cycle.js";
 export type { RunState, CyclePlan, CycleJobs, CycleOptions } from "./cycle.js";
 export type { HoldState, WatchdogRecord, StartRequest, StoredPace, RepairSummary, RepairRequest } from "./doc.js";
@@ -71,4 +73,5 @@ export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener
 export { createSuperSpreader } from "./runtime.js";
 export type { SuperSpreader, SuperSpreaderOptions, BackfillDefinition, BatchContext, ChangeOptions, StartOptions, RepairReport } from "./runtime.js";
 export { tally } from "./status.js";
+export type { ControlView } from "./status.js";
 export type { BackfillStatus, BackfillProgress, AuditReport, ClassifiedGap, GapKind, NextCycle, PlannedBatch, RunEta } from "./status.js";

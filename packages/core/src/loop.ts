@@ -1,4 +1,4 @@
-import type { BackfillConfig } from "./config.js";
+import { validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
 import { SuperSpreaderError } from "./errors.js";
 import type { Core, Definition } from "./context.js";
 import { decide, initialControl, round, type ControlDecision, type ControlState, type Sample, type SampleMark } from "./control.js";
@@ -300,4 +300,67 @@ export function checkDeadline(config: BackfillConfig, from: number, left: { idsR
     `finishBy ${iso(config.finishBy)} cannot be met: at perSecondOnPeak ${config.perSecondOnPeak} and perSecondOffPeak ${config.perSecondOffPeak} the run finishes ${finish}; ${need}`,
     { field: "finishBy" },
   );
+}
+
+/** Options of {@link planDeadline}. */
+export interface PlanDeadlineOptions {
+  /** The backfill's config; its `finishBy` is the deadline unless `finishBy` is given. */
+  readonly config: BackfillConfig | BackfillConfigInput;
+  /** A deadline to try instead of the config's (ISO instant or epoch ms). */
+  readonly finishBy?: string | number;
+  /** When the next cycle starts (epoch ms). */
+  readonly from: number;
+  /** Fresh ids not planned yet (`cursor - minId + 1`). */
+  readonly idsRemaining: bigint;
+  /** Deferred ranges still to enqueue again. */
+  readonly requeued?: readonly { beginId: bigint; endId: bigint }[];
+  /** The run's stored grid (`status` does not expose it; omit for a preview). */
+  readonly grid?: StoredPace | null;
+}
+
+/** What {@link planDeadline} found. */
+export interface DeadlinePlan {
+  readonly finishBy: number;
+  /** Whether the configured rates finish by then. */
+  readonly feasible: boolean;
+  /** The share of the configured rates deadline mode would run at (1 when infeasible). */
+  readonly share: number;
+  /** When the run finishes at that share (the configured rates when infeasible), or null for never. */
+  readonly finishAt: number | null;
+  /** When infeasible: the rates that would make it, or null when no rate up to 1,000× does. */
+  readonly needs: { readonly perSecondOnPeak: number; readonly perSecondOffPeak: number } | null;
+}
+
+/**
+ * Deadline mode's arithmetic, for tools: whether a run with `idsRemaining` left finishes by a deadline
+ * at its configured rates, the share of them deadline mode would use, and otherwise what rates would
+ * make it. The runtime does the same every cycle for a backfill with `finishBy`.
+ *
+ * @example
+ * ```ts
+ * const s = await spreader.status("reencrypt");
+ * planDeadline({ config: s.config, finishBy: "2026-12-24T00:00:00Z", from: Date.now(), idsRemaining: s.cursor - s.minId + 1n });
+ * // { feasible: false, needs: { perSecondOnPeak: 6.9, perSecondOffPeak: 17.25 }, … }
+ * ```
+ */
+export function planDeadline(options: PlanDeadlineOptions): DeadlinePlan {
+  const config = validateStoredConfig({ ...options.config, ...(options.finishBy === undefined ? {} : { finishBy: options.finishBy }) });
+  if (config.finishBy === null) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", "finishBy is needed: the config has none and none was given", { field: "finishBy" });
+  }
+  if (typeof options.idsRemaining !== "bigint" || options.idsRemaining < 0n) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `idsRemaining must be a bigint ≥ 0, got ${String(options.idsRemaining)}`, { field: "idsRemaining" });
+  }
+  if (typeof options.from !== "number" || !Number.isFinite(options.from)) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `from must be epoch ms, got ${String(options.from)}`, { field: "from" });
+  }
+  const result = deadlineShare(config, options.from, { idsRemaining: options.idsRemaining, requeued: options.requeued ?? [] }, config.batchSize, options.grid ?? null);
+  const need = result.needShare;
+  return {
+    finishBy: config.finishBy,
+    feasible: result.feasible,
+    share: result.share,
+    finishAt: result.finishAt,
+    needs: need === null ? null : { perSecondOnPeak: Math.ceil(config.perSecondOnPeak * need * 1000) / 1000, perSecondOffPeak: Math.ceil(config.perSecondOffPeak * need * 1000) / 1000 },
+  };
 }

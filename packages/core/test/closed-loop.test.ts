@@ -319,3 +319,20 @@ describe("shared budget", () => {
     expect(orders.control?.budget).toEqual({ key: "main-db", perSecond: 8, cap: 6 });
   });
 });
+
+describe("planDeadline", () => {
+  it("says whether a deadline is feasible, the share it needs, or the rates that would make it", async () => {
+    const { planDeadline } = await import("../src/index.js");
+    const config = { duration: 10, batchSize: 1_000, perSecondOnPeak: 1, perSecondOffPeak: 1 };
+    const feasible = planDeadline({ config, finishBy: T0 + 2_000_000, from: T0, idsRemaining: 1_000_000n });
+    expect(feasible).toMatchObject({ finishBy: T0 + 2_000_000, feasible: true, needs: null });
+    expect(feasible.share).toBeGreaterThan(0.45);
+    expect(feasible.share).toBeLessThan(0.55);
+    expect(feasible.finishAt).toBeLessThanOrEqual(T0 + 2_000_000 - 10_000);
+    const infeasible = planDeadline({ config, finishBy: new Date(T0 + 500_000).toISOString(), from: T0, idsRemaining: 1_000_000n });
+    expect(infeasible).toMatchObject({ feasible: false, share: 1 });
+    expect(infeasible.needs?.perSecondOnPeak).toBeGreaterThan(2);
+    expect(() => planDeadline({ config, from: T0, idsRemaining: 1n })).toThrow(expect.objectContaining({ field: "finishBy" }));
+    expect(() => planDeadline({ config, finishBy: "soon", from: T0, idsRemaining: 1n })).toThrow(expect.objectContaining({ field: "finishBy" }));
+  });
+});
