@@ -13,6 +13,7 @@ export type {
   BudgetMember,
   RangeRun,
   RangeTransactions,
+  StateStoreCapabilities,
   HealthLevel,
   HealthReading,
   HealthContext,

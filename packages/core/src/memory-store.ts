@@ -88,6 +88,7 @@ export function createMemoryStateStore(): StateStore {
   };
 
   return {
+    capabilities: {},
     async get(name): Promise<Versioned<unknown> | null> {
       checkName(name);
       const stored = docs.get(name);

@@ -508,6 +508,12 @@ export interface StateStore {
   /** Releases what the store opened. Never closes an injected client. Idempotent. */
   close(): Promise<void>;
 
+  /** What else the store can do. */
+  readonly capabilities: StateStoreCapabilities;
+}
+
+/** Optional abilities of a state store. */
+export interface StateStoreCapabilities {
   /**
    * Present on stores that live in a SQL database a handler can write to: runs a batch's work and the
    * record of its range in one transaction (see {@link RangeTransactions}). Absent on Redis and in memory.

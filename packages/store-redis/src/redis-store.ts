@@ -125,6 +125,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
   }
 
   return {
+    capabilities: {},
     async get(name): Promise<Versioned<unknown> | null> {
       const { doc } = backfill("get", name);
       const fields = await call("get", doc, () => client.hgetall(doc));
