@@ -2,6 +2,7 @@ import { systemClock } from "./clock.js";
 import type { Core } from "./context.js";
 import type { BackfillDoc, HoldState } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
+import { releaseBudget } from "./loop.js";
 import type { BatchJobData, FailureCounts, JobContext, JobOutcome, RangeEntry } from "./ports.js";
 
 /** When a run is held, ranges that failed for good this long before are queued again (the error-rate window). */
@@ -66,6 +67,7 @@ export async function hold(core: Core, doc: BackfillDoc, reason: string, error: 
     d.runId === doc.runId && d.status === "running" ? { ...d, status: "held", hold: state, pace: null, revision: d.revision + 1 } : null,
   );
   if (changed) {
+    await releaseBudget(core, doc);
     // Ranges that spent their attempts in the burst before the hold (quick retries, or maxAttempts 1)
     // failed because of the outage, not of their rows: they go back with the rest.
     if (cause === "failures") await core.store.requeueFailed(doc.name, doc.runId, now - HOLD_LOOKBACK_MS).catch(() => 0);

@@ -364,3 +364,15 @@ export function planDeadline(options: PlanDeadlineOptions): DeadlinePlan {
     needs: need === null ? null : { perSecondOnPeak: Math.ceil(config.perSecondOnPeak * need * 1000) / 1000, perSecondOffPeak: Math.ceil(config.perSecondOffPeak * need * 1000) / 1000 },
   };
 }
+
+/**
+ * Gives a run's share of its budget back (a claim wanting 0), when it stops planning batches: paused,
+ * held, cancelled or finished. Best effort: a claim that is not renewed lapses after its ttl anyway.
+ */
+export async function releaseBudget(core: Core, doc: Pick<BackfillDoc, "name" | "config">): Promise<void> {
+  const budget = doc.config.budget;
+  if (budget === null) return;
+  await core.store
+    .claimBudget(budget.key, doc.name, { perSecond: budget.perSecond, weight: budget.weight, want: 0, ttlMs: budgetTtlMs(doc.config) }, core.clock.now())
+    .catch(() => {});
+}

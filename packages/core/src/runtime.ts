@@ -10,7 +10,7 @@ import type { HealthIndicator, IdRange, IdSource, JobContext, JobOutcome, JobPro
 import { auditOf, etaOf, planOf, statusOf, type AuditReport, type BackfillStatus, type NextCycle, type RunEta } from "./status.js";
 import { orphans, reconcile, runTick, toBatches } from "./tick.js";
 import { checkName } from "./validate-args.js";
-import { checkDeadline } from "./loop.js";
+import { checkDeadline, releaseBudget } from "./loop.js";
 import { initialControl } from "./control.js";
 import { watchdog } from "./watchdog.js";
 
@@ -522,6 +522,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         return { ...doc, status: "paused", hold: null, revision: doc.revision + 1 };
       });
       if (changed) {
+        await releaseBudget(core, after);
         await recordChange(name, { status: { from: before.status, to: "paused" } }, opts);
         events.emit("paused", base(after));
       }
@@ -557,6 +558,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
         return { ...doc, status: "cancelled", finishedAt: clock.now(), request: null, revision: doc.revision + 1 };
       });
       if (changed) {
+        await releaseBudget(core, after);
         await recordChange(name, { status: { from: before.status, to: "cancelled" } }, opts);
         events.emit("cancelled", base(after));
       }

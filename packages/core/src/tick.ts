@@ -1,7 +1,7 @@
 import { SCAN_LIMIT, MAX_CAS_ROUNDS, type Core } from "./context.js";
 import { hold } from "./batch.js";
 import { batchJobId, cycleCapacity, cycleJobs, cycleStart, fromStored, holdAfter, planCycle } from "./cycle.js";
-import { steer, steered, type Steering } from "./loop.js";
+import { releaseBudget, steer, steered, type Steering } from "./loop.js";
 import type { BackfillDoc, CyclePlan } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import { findGaps, mergeRanges } from "./ids.js";
@@ -184,6 +184,7 @@ async function settle(core: Core, version: number, doc: BackfillDoc): Promise<"f
   const finishedAt = lastDoneAt !== null && lastDoneAt <= now ? lastDoneAt : now;
   const written = await core.write(doc.name, version, { ...doc, status: final, finishedAt, revision: doc.revision + 1 });
   if (written === null) return "conflict";
+  await releaseBudget(core, doc);
   core.events.emit("completed", { ...core.base(doc), status: final });
   return "finished";
 }

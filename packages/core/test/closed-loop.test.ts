@@ -317,6 +317,10 @@ describe("shared budget", () => {
     expect(orders.rate.perSecond).toBe(6);
     expect(users.rate.perSecond).toBe(2);
     expect(orders.control?.budget).toEqual({ key: "main-db", perSecond: 8, cap: 6 });
+    // Paused, "orders" gives its share back: "users" gets the whole budget at its next claim.
+    await w.spreader.pause("orders");
+    await w.run(200);
+    expect((await w.spreader.status("users")).rate.perSecond).toBe(8);
   });
 });
 
