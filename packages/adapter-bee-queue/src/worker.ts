@@ -100,6 +100,26 @@ export interface BeeQueueWorkerOptions {
    */
   readonly activateDelayedJobs?: boolean;
   /**
+   * Bee-Queue's `delayedDebounce` (ms): when this worker activates delayed jobs, it waits for
+   * the last of those due within this long after the earliest, and moves them to waiting
+   * together. So a delayed job (a spread batch, a tick, a retry) starts up to this long after
+   * its run time, never before. Bee-Queue's own default, 1000, made batches spread within a
+   * second start in clumps up to a second late. Larger values mean fewer activation scripts
+   * (about one per `delayedDebounceMs` per worker) when run times are dense; `0` activates
+   * every run time on its own.
+   * @default 10
+   */
+  readonly delayedDebounceMs?: number;
+  /**
+   * Bee-Queue's `nearTermWindow` (ms): the longest this worker goes without looking for due
+   * delayed jobs. It learns of new ones from a pub/sub message sent when they are stored;
+   * a message lost while its connection was down would otherwise leave jobs waiting until
+   * the next delayed job it does know of, or for Bee-Queue's 20 minutes. Each look is one
+   * short script.
+   * @default 5000
+   */
+  readonly nearTermWindowMs?: number;
+  /**
    * How the worker talks (on stderr): one line when it starts (queue, backfills, concurrency),
    * one when a backfill it defines starts, pauses, resumes, holds, fails or completes, a summary
    * a minute at most, one line when Redis is lost and one when it is back. `"json"` prints the
@@ -169,6 +189,10 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
   const stallIntervalMs = wholeNumberOption(options.stallIntervalMs, "stallIntervalMs", 5_000, 1);
   const stalledCheckIntervalMs = wholeNumberOption(options.stalledCheckIntervalMs, "stalledCheckIntervalMs", Math.max(1, Math.floor(stallIntervalMs / 2)), 1);
   const activateDelayedJobs = booleanOption(options.activateDelayedJobs, "activateDelayedJobs", true);
+  // Bee-Queue silently replaces a setting that is not a safe integer with its default (and throws
+  // on a nearTermWindow below 1), so both are checked here.
+  const delayedDebounceMs = wholeNumberOption(options.delayedDebounceMs, "delayedDebounceMs", 10, 0);
+  const nearTermWindowMs = wholeNumberOption(options.nearTermWindowMs, "nearTermWindowMs", 5_000, 1);
   const reporter = createWorkerReporter({
     spreader,
     ...(options.log === undefined ? {} : { log: options.log }),
@@ -189,6 +213,8 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
       getEvents: false,
       storeJobs: false,
       activateDelayedJobs,
+      delayedDebounce: delayedDebounceMs,
+      nearTermWindow: nearTermWindowMs,
       stallInterval: stallIntervalMs,
       // Kept open past Bee-Queue's own close: handing aborted jobs back needs it. Quit at the end of ours.
       quitCommandClient: false,

@@ -96,6 +96,47 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     });
   });
 
+  it("starts each delayed job at its run time, not with the last one due within Bee-Queue's 1 s debounce", async () => {
+    const { queue, start } = setup();
+    const started = new Map<string, number>();
+    await start(async (data) => {
+      started.set((data as { beginId: string }).beginId, Date.now());
+      return "done";
+    });
+    const at = Date.now() + 300;
+    const runAts = [at, at + 300, at + 700];
+    // Only the earliest is announced to the worker; activating it, Bee-Queue schedules its next
+    // activation for the last job due within delayedDebounce of the next one. With its default of
+    // 1000, the second job would wait for the third.
+    await queue.enqueue(runAts.map((runAt, i) => batchJob(`d${i}`, { runAt }, String(i))));
+    await waitUntil("the jobs to start", () => started.size === 3);
+    runAts.forEach((runAt, i) => {
+      const lateMs = (started.get(String(i)) as number) - runAt;
+      expect(lateMs, `job ${i}`).toBeGreaterThanOrEqual(0);
+      // Generous for a loaded machine, and still 100 ms before the next job is due.
+      expect(lateMs, `job ${i}`).toBeLessThan(300);
+    });
+  });
+
+  it("finds due delayed jobs it was not told about within nearTermWindowMs", async () => {
+    const { queue, queueName, start } = setup();
+    const started: number[] = [];
+    await start(
+      async () => {
+        started.push(Date.now());
+        return "done";
+      },
+      { nearTermWindowMs: 300 },
+    );
+    await queue.enqueue([batchJob("far", { runAt: Date.now() + 3_600_000 })]);
+    // Moved forward behind Bee-Queue's back, as if the "earlierDelayed" message had been lost.
+    const due = Date.now() + 100;
+    expect(await fx.redis.zadd(`${prefix}:${queueName}:delayed`, "XX", "CH", due, "far")).toBe(1);
+    await waitUntil("the job to start", () => started.length === 1, 5_000);
+    expect(started[0]).toBeGreaterThanOrEqual(due);
+    expect((started[0] as number) - due).toBeLessThan(300 + 500);
+  });
+
   it("fails a job it did not write with CORRUPT_DATA", async () => {
     const { queueName, start } = setup();
     const errors: Array<{ error: unknown; job: BeeQueueWorkerJobInfo | undefined }> = [];
@@ -183,6 +224,10 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     ["stallIntervalMs 0", { stallIntervalMs: 0 }, "stallIntervalMs"],
     ["a negative stalledCheckIntervalMs", { stalledCheckIntervalMs: -1 }, "stalledCheckIntervalMs"],
     ["a non-boolean activateDelayedJobs", { activateDelayedJobs: "yes" }, "activateDelayedJobs"],
+    ["a negative delayedDebounceMs", { delayedDebounceMs: -1 }, "delayedDebounceMs"],
+    ["a fractional delayedDebounceMs", { delayedDebounceMs: 2.5 }, "delayedDebounceMs"],
+    ["nearTermWindowMs 0", { nearTermWindowMs: 0 }, "nearTermWindowMs"],
+    ["a string nearTermWindowMs", { nearTermWindowMs: "5s" }, "nearTermWindowMs"],
     ["a bad prefix", { prefix: "a b" }, "prefix"],
   ])("rejects %s before connecting", async (_label, bad, field) => {
     const options = { spreader: { perform: async () => "done", watchdog: async () => [] }, redis: redisUrl(), ...bad } as unknown as BeeQueueWorkerOptions;
