@@ -131,17 +131,13 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
   queue.on("error", (error: unknown) => onError(error));
   let closing: Promise<void> | undefined;
 
-  /** Which ids already have a job hash: any state BullMQ retains counts as present. */
-  const existing = async (ids: readonly string[]): Promise<boolean[]> => {
-    const pipeline = connection.pipeline();
-    for (const id of ids) pipeline.exists(queue.toKey(id));
-    const replies = (await pipeline.exec()) ?? [];
-    return ids.map((id, i) => {
-      const [error, count] = replies[i] ?? [new Error(`no reply for EXISTS of job ${id}`), 0];
-      if (error) throw error;
-      return Number(count) > 0;
-    });
-  };
+  /**
+   * How many of these ids already have a job hash (any state BullMQ retains counts as present):
+   * one multi-key `EXISTS`, so a chunk costs one command here, not one per job. The ids are
+   * distinct (EXISTS counts a repeated key twice). On Redis Cluster every key of a queue shares
+   * one slot (BullMQ requires the hash tag), so the command never spans slots.
+   */
+  const presentCount = async (ids: readonly string[]): Promise<number> => Number(await connection.exists(...ids.map((id) => queue.toKey(id))));
 
   const toBulkJob = (job: QueueJob, now: number): { name: string; data: QueueJob["data"]; opts: JobsOptions } => {
     const opts: JobsOptions = {
@@ -182,18 +178,19 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
         }
         if (chunk.length === 0) continue;
         try {
-          // addBulk returns a Job per input whether it was stored or was a duplicate
-          // (built client-side, with the new data), so duplicates are found
-          // beforehand with one pipelined EXISTS per chunk. BullMQ's add script still
-          // checks atomically, so a job added by another producer in between is never
-          // overwritten; it is just counted as added here.
-          const present = await existing(chunk.map((job) => job.id));
-          const fresh = chunk.filter((_, i) => !present[i]);
-          duplicates += chunk.length - fresh.length;
-          if (fresh.length === 0) continue;
+          // addBulk returns a Job per input whether it was stored or was a duplicate (built
+          // client-side; BullMQ's add script returns the id either way and only writes a
+          // "duplicated" event), so it cannot tell how many were new. One multi-key EXISTS
+          // beforehand does: a chunk wholly present (a retried or recovered tick) is not sent
+          // at all; otherwise the whole chunk goes to addBulk, whose script skips the present
+          // ids atomically and keeps their stored jobs. A job added by another producer
+          // between the count and the add is still never overwritten; it is counted as added.
+          const present = await presentCount(chunk.map((job) => job.id));
+          duplicates += present;
+          if (present === chunk.length) continue;
           const now = Date.now();
-          await queue.addBulk(fresh.map((job) => toBulkJob(job, now)));
-          added += fresh.length;
+          await queue.addBulk(chunk.map((job) => toBulkJob(job, now)));
+          added += chunk.length - present;
         } catch (error) {
           throw adapterError(
             `BullMQ enqueue into ${JSON.stringify(queueName)} failed after ${added} new and ${duplicates} duplicate jobs of ${jobs.length}` +

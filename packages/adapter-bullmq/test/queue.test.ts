@@ -106,6 +106,36 @@ describe("createBullMQJobQueue", () => {
     expect(seen.map((s) => s.beginId)).toEqual(["4", "8", "0", "1", "2", "3", "5", "6", "7", "9"]);
   });
 
+  it("checks for present ids with one EXISTS per chunk, and sends a wholly present chunk nowhere", async () => {
+    const queue = open({ chunkSize: 4 });
+    const later = Date.now() + 60_000;
+    await queue.counts(); // BullMQ's one-time queue setup is not part of an enqueue
+    const sent: string[] = [];
+    const send = connection.sendCommand.bind(connection);
+    const spy = vi.spyOn(connection, "sendCommand").mockImplementation((command, stream) => {
+      sent.push(command.name);
+      return send(command, stream);
+    });
+    try {
+      const ids = Array.from({ length: 8 }, (_, i) => `c${i}`);
+      expect(await queue.enqueue(ids.map((id) => job(id, { runAt: later, priority: 5 })))).toEqual({ added: 8, duplicates: 0 });
+      // Two chunks: one EXISTS and one add script per job each; no EXISTS per job.
+      expect(sent.filter((name) => name === "exists")).toHaveLength(2);
+      expect(sent.filter((name) => name !== "exists")).toHaveLength(8);
+      sent.length = 0;
+      // Chunk 1 wholly present: its EXISTS only. Chunk 2 mixed: sent whole, the script keeps c4..c5.
+      const again = [...ids.slice(0, 6), "c8", "c9"].map((id) => job(id, { runAt: later, priority: 5 }, "999"));
+      expect(await queue.enqueue(again)).toEqual({ added: 2, duplicates: 6 });
+      expect(sent.filter((name) => name === "exists")).toHaveLength(2);
+      expect(sent.filter((name) => name !== "exists")).toHaveLength(4);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await inspector.getJob("c5"))?.data).toMatchObject({ beginId: "1" });
+    expect((await inspector.getJob("c9"))?.data).toMatchObject({ beginId: "999" });
+    expect(await inspector.getJobCounts("delayed")).toEqual({ delayed: 10 });
+  });
+
   it("runs due jobs by priority across chunks, and counts prioritized jobs as waiting", async () => {
     const queue = open({ chunkSize: 2 });
     const past = Date.now() - 1_000;
