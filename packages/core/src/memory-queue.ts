@@ -12,7 +12,7 @@ export type MemoryJobState = "delayed" | "waiting" | "active" | "completed" | "f
 export interface MemoryJobRecord {
   readonly job: QueueJob;
   state: MemoryJobState;
-  /** Current run time (epoch ms); moves on retry. */
+  /** Current run time (epoch ms); moves on retry. The queue orders pending jobs by it: read it, never change it. */
   runAt: number;
   /** Runs started so far, not counting runs handed back unspent (stalls, shutdowns). */
   attemptsMade: number;
@@ -79,6 +79,76 @@ export interface MemoryJobQueue extends JobQueue {
 }
 
 /**
+ * A binary min-heap: `push` and `pop` are O(log n). `first(a, b)` says whether `a` comes out before `b`;
+ * it must be a strict total order, so equal keys never depend on the heap's shape.
+ */
+class Heap<T> {
+  private items: T[] = [];
+  private readonly first: (a: T, b: T) => boolean;
+
+  constructor(first: (a: T, b: T) => boolean) {
+    this.first = first;
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
+  push(item: T): void {
+    const items = this.items;
+    let i = items.push(item) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const above = items[parent] as T;
+      if (!this.first(item, above)) break;
+      items[i] = above;
+      i = parent;
+    }
+    items[i] = item;
+  }
+
+  pop(): T | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) this.sink(last, 0);
+    return top;
+  }
+
+  /** Keeps only the items `keep` accepts, and restores heap order (O(n)). */
+  retain(keep: (item: T) => boolean): void {
+    this.items = this.items.filter(keep);
+    for (let i = (this.items.length >> 1) - 1; i >= 0; i--) this.sink(this.items[i] as T, i);
+  }
+
+  /** Every item, in no particular order. */
+  values(): readonly T[] {
+    return this.items;
+  }
+
+  private sink(item: T, from: number): void {
+    const items = this.items;
+    const n = items.length;
+    let i = from;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const right = child + 1;
+      if (right < n && this.first(items[right] as T, items[child] as T)) child = right;
+      const below = items[child] as T;
+      if (!this.first(below, item)) break;
+      items[i] = below;
+      i = child;
+    }
+    items[i] = item;
+  }
+}
+
+/**
  * Creates an in-memory JobQueue that honours run times, priorities, dedup by id (it retains
  * every job until {@link MemoryJobQueue.remove}) and attempts. The embedded default for demos
  * and for tests of user code; pair it with {@link createMemoryWorker}. `remove`, `discard` and
@@ -104,7 +174,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
   }
   const byId = new Map<string, MemoryJobRecord>();
   const records: MemoryJobRecord[] = [];
-  // Pending jobs (delayed or waiting) kept separately so claim() does not scan finished ones.
+  // Pending jobs (delayed or waiting): what counts() and lookup() answer from.
   const pending = new Set<MemoryJobRecord>();
   const listeners = new Set<() => void>();
   let closed = false;
@@ -123,6 +193,53 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
     if (pa !== pb) return pa < pb;
     if (a.runAt !== b.runAt) return a.runAt < b.runAt;
     return a.seq < b.seq;
+  };
+  // Two heaps make claiming O(log n) at any number of pending jobs: `later` holds pending jobs by run
+  // time; claim() moves those due into `due`, ordered as claim() hands them out. Priority comes first
+  // only among due jobs, so one heap cannot serve both. Jobs removed or discarded while pending are
+  // left in place and dropped when they come to the top (`stale` counts them; past half the entries
+  // both heaps are compacted), so neither operation has to search a heap.
+  const later = new Heap<MemoryJobRecord>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.seq < b.seq));
+  const due = new Heap<MemoryJobRecord>(before);
+  let stale = 0;
+  // The latest `now` jobs were moved into `due` for: a clock that goes back (a system clock
+  // corrected) makes some of them not yet due again.
+  let dueAsOf = Number.NEGATIVE_INFINITY;
+  const schedule = (record: MemoryJobRecord) => {
+    pending.add(record);
+    later.push(record);
+  };
+  const unschedule = (record: MemoryJobRecord) => {
+    if (!pending.delete(record)) return;
+    stale += 1;
+    if (stale > (later.size + due.size) / 2) {
+      later.retain((r) => pending.has(r));
+      due.retain((r) => pending.has(r));
+      stale = 0;
+    }
+  };
+  /** Pops stale entries off the top of `heap`; returns its first pending job. */
+  const top = (heap: Heap<MemoryJobRecord>): MemoryJobRecord | undefined => {
+    let record = heap.peek();
+    while (record !== undefined && !pending.has(record)) {
+      heap.pop();
+      stale -= 1;
+      record = heap.peek();
+    }
+    return record;
+  };
+  /** Moves every job due at `now` from `later` to `due` (and back, for a clock that went back). */
+  const promote = (now: number) => {
+    if (now < dueAsOf) {
+      const notYet = due.values().filter((r) => r.runAt > now);
+      due.retain((r) => r.runAt <= now);
+      for (const record of notYet) later.push(record);
+    }
+    dueAsOf = now;
+    for (let record = top(later); record !== undefined && record.runAt <= now; record = top(later)) {
+      later.pop();
+      due.push(record);
+    }
   };
 
   return {
@@ -150,7 +267,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
         };
         byId.set(job.id, record);
         records.push(record);
-        pending.add(record);
+        schedule(record);
         added += 1;
       }
       if (added > 0) notify();
@@ -192,16 +309,17 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
     all: () => records,
 
     nextRunAt() {
-      let next: number | null = null;
-      for (const r of pending) if (next === null || r.runAt < next) next = r.runAt;
+      // `due` is empty whenever claim() just returned null, which is when workers ask.
+      let next = top(later)?.runAt ?? null;
+      for (const r of due.values()) if (pending.has(r) && (next === null || r.runAt < next)) next = r.runAt;
       return next;
     },
 
     claim() {
-      const now = clock.now();
-      let best: MemoryJobRecord | null = null;
-      for (const r of pending) if (r.runAt <= now && (best === null || before(r, best))) best = r;
+      promote(clock.now());
+      const best = top(due);
       if (!best) return null;
+      due.pop();
       pending.delete(best);
       best.state = "active";
       best.attemptsMade += 1;
@@ -221,7 +339,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
       if (record.attemptsMade < record.job.attempts) {
         record.state = "delayed";
         record.runAt = clock.now() + retryDelayMs;
-        pending.add(record);
+        schedule(record);
         notify();
       } else {
         record.state = "failed";
@@ -234,7 +352,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
       if (!record) return false;
       record.attemptsMade -= 1;
       record.state = "waiting";
-      pending.add(record);
+      schedule(record);
       notify();
       return true;
     },
@@ -243,7 +361,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
       const record = byId.get(id);
       if (!record) return false;
       byId.delete(id);
-      pending.delete(record);
+      unschedule(record);
       records.splice(records.indexOf(record), 1);
       return true;
     },
@@ -251,7 +369,7 @@ export function createMemoryJobQueue(options: MemoryJobQueueOptions = {}): Memor
     discard(id, reason = "given up by the queue") {
       const record = byId.get(id);
       if (!record || record.state === "completed" || record.state === "failed") return false;
-      pending.delete(record);
+      unschedule(record);
       record.state = "failed";
       record.lastError = reason;
       return true;

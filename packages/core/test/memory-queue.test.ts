@@ -41,6 +41,66 @@ describe("createMemoryJobQueue", () => {
     expect(claimAll(queue)).toEqual(["future-p1"]);
   });
 
+  it("claims in exactly the order a scan of every pending job would, through retries, stalls, removals and discards", async () => {
+    // A model check of the heaps: after every operation, claim() and nextRunAt() must answer what a
+    // scan of all pending records (the queue before its heaps) answers. Seeded, so a failure replays.
+    for (const seed of [1, 2, 3]) {
+      let state = seed;
+      const random = () => {
+        state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+        return state / 4_294_967_296;
+      };
+      const clock = createManualClock(T0);
+      const queue = createMemoryJobQueue({ clock, retryDelayMs: 7 });
+      const rank = (r: { job: QueueJob; runAt: number; seq: number }) => [r.job.priority ?? 0, r.runAt, r.seq] as const;
+      const earlier = (a: readonly number[], b: readonly number[]) => a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
+      const expectedNext = () => {
+        const pending = queue.all().filter((r) => r.state === "delayed" || r.state === "waiting");
+        const due = pending.filter((r) => r.runAt <= clock.now()).sort((a, b) => earlier(rank(a), rank(b)));
+        const next = pending.length === 0 ? null : Math.min(...pending.map((r) => r.runAt));
+        return { id: due[0]?.job.id ?? null, next };
+      };
+      const running: string[] = [];
+      let n = 0;
+      let claims = 0;
+      for (let step = 0; step < 3_000; step++) {
+        const op = random();
+        if (op < 0.3) {
+          const jobs = Array.from({ length: 1 + Math.floor(random() * 5) }, () => {
+            const priority = random() < 0.3 ? 1 + Math.floor(random() * 3) : undefined;
+            return job(`j${n++}`, clock.now() + Math.floor(random() * 200) - 50, priority === undefined ? {} : { priority });
+          });
+          await queue.enqueue(jobs);
+        } else if (op < 0.6) {
+          const { id, next } = expectedNext();
+          if (id === null) expect(queue.nextRunAt()).toBe(next);
+          const claimed = queue.claim();
+          expect(claimed?.job.id ?? null).toBe(id);
+          if (claimed) {
+            running.push(claimed.job.id);
+            claims += 1;
+          }
+        } else if (op < 0.75 && running.length > 0) {
+          const id = running.splice(Math.floor(random() * running.length), 1)[0]!;
+          const r = random();
+          if (r < 0.4) queue.settle(id, { outcome: "done" });
+          else if (r < 0.8) queue.settle(id, { error: new Error("boom") });
+          else queue.stall(id);
+        } else if (op < 0.82) {
+          const all = queue.all();
+          const victim = all[Math.floor(random() * all.length)];
+          if (victim) {
+            if (random() < 0.5) queue.remove(victim.job.id);
+            else queue.discard(victim.job.id);
+          }
+        } else {
+          clock.advance(Math.floor(random() * 40));
+        }
+      }
+      expect(claims).toBeGreaterThan(300);
+    }
+  });
+
   it("stall() hands a claimed job back without spending its attempt", async () => {
     const queue = createMemoryJobQueue({ clock: createManualClock(T0) });
     await queue.enqueue([job("s", T0)]);
