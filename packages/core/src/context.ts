@@ -13,6 +13,11 @@ import { checkName } from "./validate-args.js";
 export const MAX_CAS_ROUNDS = 50;
 /** Failed ranges read when deciding whether a finished run failed, and by audits. */
 export const SCAN_LIMIT = 100_000;
+/**
+ * How long a batch may go by the document this process read or wrote last, instead of reading it
+ * again (ms): a pause, a hold or a cancel written by another process stops new batches here within this.
+ */
+export const DOC_CACHE_MS = 250;
 
 /** A defined backfill with its validated config. */
 export type Definition = BackfillDefinition & { readonly validConfig: BackfillConfig };
@@ -29,6 +34,8 @@ export interface Core {
   /** Polls the backfills' health indicators (cached per interval, one poll at a time). */
   readonly health: HealthMonitor;
   read(name: string): Promise<{ version: number; doc: BackfillDoc } | null>;
+  /** The document as this process read or wrote it less than {@link DOC_CACHE_MS} ago, or null. No round trip. */
+  cachedRead(name: string): { version: number; doc: BackfillDoc } | null;
   /** A batch's read: the document and a start token of the run's rate limit (see `StateStore.readForStart`). */
   readForStart(name: string, runId: string, at: number): Promise<{ current: { version: number; doc: BackfillDoc } | null; waitMs: number }>;
   readOrThrow(name: string): Promise<{ version: number; doc: BackfillDoc }>;
@@ -76,13 +83,25 @@ export function createCore(options: CoreOptions): Core {
     if (known?.json !== json) validConfigs.set(name, { json, config: doc.config });
     return { version: stored.version, doc };
   };
+  // The last document this process read or wrote, per backfill, and when (clock ms).
+  const recent = new Map<string, { at: number; current: { version: number; doc: BackfillDoc } | null }>();
+  const remember = (name: string, current: { version: number; doc: BackfillDoc } | null) => {
+    recent.set(name, { at: clock.now(), current });
+    return current;
+  };
   const read: Core["read"] = async (name) => {
     const stored = await store.get(name);
-    return stored ? parse(name, stored) : null;
+    return remember(name, stored ? parse(name, stored) : null);
   };
   const readForStart: Core["readForStart"] = async (name, runId, at) => {
     const { doc, waitMs } = await store.readForStart(name, runId, at);
-    return { current: doc ? parse(name, doc) : null, waitMs };
+    return { current: remember(name, doc ? parse(name, doc) : null), waitMs };
+  };
+  const cachedRead: Core["cachedRead"] = (name) => {
+    const seen = recent.get(name);
+    if (!seen || seen.current === null) return null;
+    const age = clock.now() - seen.at;
+    return age >= 0 && age <= DOC_CACHE_MS ? seen.current : null;
   };
 
   const readOrThrow: Core["readOrThrow"] = async (name) => {
@@ -95,7 +114,14 @@ export function createCore(options: CoreOptions): Core {
     return current;
   };
 
-  const write: Core["write"] = (name, version, doc) => store.compareAndSet(name, version, { ...doc, updatedAt: clock.now() });
+  const write: Core["write"] = async (name, version, doc) => {
+    const next = { ...doc, updatedAt: clock.now() };
+    const written = await store.compareAndSet(name, version, next);
+    // Ours is the newest; a write that lost to another writer says ours is stale.
+    if (written === null) recent.delete(name);
+    else remember(name, { version: written, doc: next });
+    return written;
+  };
 
   const mutate: Core["mutate"] = async (name, change) => {
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
@@ -131,6 +157,7 @@ export function createCore(options: CoreOptions): Core {
     reconcileAfterMs: options.reconcileAfterMs,
     health: new HealthMonitor(() => clock.now()),
     read,
+    cachedRead,
     readForStart,
     readOrThrow,
     mutate,

@@ -228,6 +228,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
           keys.metrics,
           keys.minutes,
           keys.outstanding,
+          keys.start,
           begin,
           end,
           beginId === 0n ? "" : padId(beginId - 1n),
@@ -237,7 +238,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
           minute,
           cutoff,
           outstandingMemberOf(begin, end, entry.cycle),
-          ...(timing === undefined ? [] : [String(timing.handlerMs), String(timing.lateMs)]),
+          ...(timing === undefined ? [] : [String(timing.handlerMs), String(timing.lateMs), ...(timing.startedAt === undefined ? [] : [String(timing.startedAt)])]),
         ),
       );
       return added === 1;

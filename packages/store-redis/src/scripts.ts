@@ -164,9 +164,22 @@ return 1
  * starts in (begin, end+1] is swallowed by the new range.
  */
 const MARK_DONE = `${PRELUDE}
-local done, metrics, minutes, outstanding = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local done, metrics, minutes, outstanding, start = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local B, E, Bm1, Ep1, size, at, minute, cutoff, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local addMs, addLate = tonumber(ARGV[10] or '0') or 0, tonumber(ARGV[11] or '0') or 0
+local startedAt = tonumber(ARGV[12] or '')
+
+-- A start that reserved no slot of the run's start bucket is counted in it (GCRA: tat = max(tat, t) + 1/rate).
+local newTat = nil
+if startedAt then
+  local rate, reply = typedRead(start, 'hash', 'HMGET', start, 'perSecond', 'tat')
+  if reply then return reply end
+  local perSecond, tat = tonumber(rate[1]), tonumber(rate[2])
+  if perSecond and perSecond > 0 and tat then
+    if tat < startedAt then tat = startedAt end
+    newTat = string.format('%.17g', tat + 1000 / perSecond)
+  end
+end
 
 -- The hot path: each redis.call costs about as much as the work it does, so instead of a
 -- TYPE per key, the first read of each key is its type check.
@@ -197,6 +210,7 @@ if below then
     -- Already covered: a repeat. Only the entry and the failure count change.
     if tracked then redis.call('ZREM', outstanding, entry) end
     if counters[3] and counters[3] ~= '0' then redis.call('HSET', metrics, 'consecutiveFailures', '0') end
+    if newTat then redis.call('HSET', start, 'tat', newTat) end
     return 0
   end
   if Bm1 == '' or pe >= Bm1 then newBegin, predecessor = pb, below end
@@ -235,6 +249,7 @@ redis.call('HSET', metrics, 'batchesDone', int(tonumber(batches) + 1), 'idsDone'
 for _, field in ipairs(stale) do redis.call('HDEL', minutes, field) end
 redis.call('HSET', minutes, minute, formatBucket(addDecimal(bucketIds, size), bucketBatches + 1, bucketFailures, bucketMs + addMs, bucketLate + addLate))
 if tracked then redis.call('ZREM', outstanding, entry) end
+if newTat then redis.call('HSET', start, 'tat', newTat) end
 return 1
 `;
 
@@ -425,10 +440,12 @@ return #moving
  */
 const READ_FOR_START = `${PRELUDE}
 local doc, start, at = KEYS[1], KEYS[2], tonumber(ARGV[1])
-local bad, why = checkTypes({{doc, 'hash'}, {start, 'hash'}})
-if bad then return corrupt(bad, why) end
-local fields = redis.call('HMGET', doc, 'version', 'value')
-local rate = redis.call('HMGET', start, 'perSecond', 'burst', 'tat')
+-- Every batch runs this: the reads are the type checks (no TYPE calls).
+local fields, reply = typedRead(doc, 'hash', 'HMGET', doc, 'version', 'value')
+if reply then return reply end
+local rate
+rate, reply = typedRead(start, 'hash', 'HMGET', start, 'perSecond', 'burst', 'tat')
+if reply then return reply end
 local wait = '0'
 if rate[1] and rate[1] ~= 'none' then
   local perSecond, burst, tat = tonumber(rate[1]), tonumber(rate[2]), tonumber(rate[3])
@@ -496,7 +513,7 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 const COMMANDS = {
   superspreaderCompareAndSet: { numberOfKeys: 1, lua: COMPARE_AND_SET },
   superspreaderAppendConfigChange: { numberOfKeys: 1, lua: APPEND_CONFIG_CHANGE },
-  superspreaderMarkDone: { numberOfKeys: 4, lua: MARK_DONE },
+  superspreaderMarkDone: { numberOfKeys: 5, lua: MARK_DONE },
   superspreaderRecordFailure: { numberOfKeys: 2, lua: RECORD_FAILURE },
   superspreaderAddDeferred: { numberOfKeys: 3, lua: ADD_DEFERRED },
   superspreaderAddFailed: { numberOfKeys: 3, lua: ADD_FAILED },
@@ -518,6 +535,7 @@ declare module "ioredis" {
       metrics: string,
       minutes: string,
       outstanding: string,
+      start: string,
       begin: string,
       end: string,
       beginMinusOne: string,
@@ -529,6 +547,7 @@ declare module "ioredis" {
       outstandingMember: string,
       handlerMs?: string,
       lateMs?: string,
+      startedAt?: string,
     ): Result<number, Context>;
     superspreaderRecordFailure(metrics: string, minutes: string, minute: string, previous: string, cutoff: string): Result<[number, number, number], Context>;
     superspreaderAddDeferred(deferred: string, metrics: string, outstanding: string, member: string, outstandingMember: string): Result<number, Context>;
