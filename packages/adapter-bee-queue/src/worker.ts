@@ -200,8 +200,10 @@ export async function runBeeQueueWorker(options: BeeQueueWorkerOptions): Promise
     concurrency,
     connection: whereOf(location.redis),
   });
-  const onError = functionOption<(error: unknown, job: BeeQueueWorkerJobInfo | undefined) => void>(options.onError, "onError", (error) =>
-    isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
+  // An error inside a job is the batch's (its handler's database, an API): only the queue's own errors
+  // say whether Redis is reachable, so only they make the "waiting for Redis" line.
+  const onError = functionOption<(error: unknown, job: BeeQueueWorkerJobInfo | undefined) => void>(options.onError, "onError", (error, job) =>
+    job === undefined && isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
   );
 
   // A node_redis client given as `redis` is the caller's; options or a URL open one we own.

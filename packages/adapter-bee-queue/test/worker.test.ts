@@ -179,6 +179,21 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
     ]);
   });
 
+  it("by default, a batch failing to reach its own database is a worker error, not 'waiting for Redis'", async () => {
+    const { queue, start, status } = setup({ backoff: { type: "immediate" } });
+    const lines: string[] = [];
+    const log = { info: (_: object, m: string) => lines.push(m), warn: (_: object, m: string) => lines.push(m), error: (_: object, m: string) => lines.push(m) };
+    const unreachable = async (): Promise<never> => {
+      throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+    };
+    // setup() passes a silent onError; undefined puts the runner's default back.
+    await start(unreachable, { onError: undefined as unknown as BeeQueueWorkerOptions["onError"], log });
+    await queue.enqueue([batchJob("pg-down", { attempts: 2 })]);
+    await waitUntil("the job to fail for good", async () => (await status("pg-down")) === "failed");
+    expect(lines.filter((l) => l.startsWith("waiting for"))).toEqual([]);
+    expect(lines).toContain("worker error: connect ECONNREFUSED 127.0.0.1:5432");
+  });
+
   it("close() in drain mode records a job that finishes during the drain, and is idempotent", async () => {
     const { queue, start, status } = setup();
     let finish!: () => void;
