@@ -81,7 +81,7 @@ export async function startRedis(): Promise<RunningServer> {
   const port = await freePort();
   const child = spawn(
     bin,
-    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no"],
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--hz", "100"],
     { stdio: "ignore" },
   );
   await waitFor(`redis-server on port ${port}`, () => tcpOpen(port));
