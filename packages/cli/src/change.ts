@@ -1,10 +1,10 @@
-import { validateConfig, type BackfillConfig, type BackfillStatus, type RepairSummary } from "@superspreader/core";
+import { planDeadline, validateConfig, type BackfillConfig, type BackfillStatus, type DeadlinePlan, type RepairSummary } from "@superspreader/core";
 import type { App } from "./app.js";
 import { changeOptions, meant, nameArg, parseAssignments } from "./args.js";
 import type { Command, Context, Output } from "./commands.js";
 import { CliError, EXIT } from "./errors.js";
 import * as f from "./format.js";
-import { ended, etaJson, stalled } from "./report.js";
+import { deadlineJson, deadlineRefusal, ended, etaJson, stalled } from "./report.js";
 
 /** What happens after a change written without the app's queue: the workers' watchdog enqueues the tick. */
 const BY_WATCHDOG = "a worker's watchdog enqueues its tick within seconds";
@@ -149,6 +149,26 @@ function diff(before: BackfillConfig, after: BackfillConfig): Record<string, { f
   return changes;
 }
 
+/** The fields a deadline depends on: a change of one of them is checked against the deadline. */
+const DEADLINE_FIELDS = ["finishBy", "perSecondOnPeak", "perSecondOffPeak", "peak", "batchSize"];
+
+/**
+ * The deadline of the proposed config planned as core plans it (from the next cycle, over the fresh ids
+ * and the deferred ranges), when the change touches it and the run is open; null otherwise.
+ */
+async function deadlineCheck(context: Context, s: BackfillStatus, proposed: BackfillConfig, patch: Record<string, unknown>): Promise<DeadlinePlan | null> {
+  if (proposed.finishBy === null || !DEADLINE_FIELDS.some((key) => key in patch)) return null;
+  if (s.status !== "running" && s.status !== "paused" && s.status !== "held") return null;
+  const { spreader } = context.app;
+  const [{ deferred }, eta] = await Promise.all([spreader.audit(s.name), spreader.eta(s.name)]);
+  return planDeadline({
+    config: proposed,
+    from: Math.max(Date.now(), eta?.from ?? s.nextTickAt),
+    idsRemaining: s.cursor >= s.minId ? s.cursor - s.minId + 1n : 0n,
+    requeued: deferred,
+  });
+}
+
 export const configSet: Command = async (context) => {
   const [name, ...words] = context.args;
   if (name === undefined) throw new CliError(EXIT.USAGE, "missing the backfill name: superspreader config set NAME key=value...");
@@ -160,12 +180,17 @@ export const configSet: Command = async (context) => {
   const before = current.config;
   // Validated in full before anything is written: a bad value changes nothing.
   const proposed = validateConfig({ ...before, ...patch });
+  // A dry run refuses what updateConfig would (a deadline the configured rates cannot meet), and says so the same way.
+  const deadline = await deadlineCheck(context, current, proposed, patch);
+  if (dryRun && deadline && !deadline.feasible && deadline.finishBy > Date.now()) {
+    throw new CliError(EXIT.USAGE, `${deadlineRefusal(proposed, deadline)}; nothing was changed`);
+  }
   const after = dryRun ? proposed : await spreader.updateConfig(name, patch, changeOptions(context));
   const changes = diff(before, after);
   const keys = Object.keys(changes);
   const describe = (key: string) => {
     const { from, to } = changes[key] as { from: unknown; to: unknown };
-    return key === "peak" ? `peak: ${f.peak(from as BackfillConfig["peak"])} → ${f.peak(to as BackfillConfig["peak"])}` : `${key}: ${f.value(from)} → ${f.value(to)}`;
+    return `${key}: ${f.field(key, from)} → ${f.field(key, to)}`;
   };
   const eta = dryRun ? { before: await spreader.eta(name), after: await spreader.eta(name, { config: proposed }) } : null;
   const now = Date.now();
@@ -177,12 +202,16 @@ export const configSet: Command = async (context) => {
           ...keys.map((key) => `  ${describe(key)}`),
           ...(!dryRun && context.reason ? [`  reason: ${context.reason}`] : []),
         ];
+  if (deadline?.feasible) {
+    const finish = deadline.finishAt === null ? "" : `, finishing ${f.when(deadline.finishAt, now)}`;
+    lines.push(`  deadline: ${f.when(deadline.finishBy, now)} can be met; deadline mode runs at ${f.share(deadline.share)} of the configured rates${finish}`);
+  }
   if (eta?.before && eta.after) {
     const etaText = (e: NonNullable<typeof eta.before>) => (e.finishAt === null ? "never" : f.when(e.finishAt, now));
     lines.push(`  eta: ${etaText(eta.before)} → ${etaText(eta.after)}`);
   }
   return {
-    json: { name, dryRun, changes, config: after, ...(eta ? { eta: { before: etaJson(eta.before), after: etaJson(eta.after) } } : {}) },
+    json: { name, dryRun, changes, config: after, deadline: deadline && deadlineJson(deadline), ...(eta ? { eta: { before: etaJson(eta.before), after: etaJson(eta.after) } } : {}) },
     text: lines.join("\n"),
   };
 };
@@ -287,4 +316,67 @@ export const repair: Command = async (context) => {
     json: { name, runId: report.runId, requested: true, carriedOut: true, ...UNKNOWN_REPAIR, checked, lost, unaccounted, requeued },
     text: repairText(name, "a worker", outcome),
   };
+};
+
+/* ------------------------------------------------------------ pin, unpin */
+
+/** `--rate N`: batches per second ≥ 0; a usage error naming the flag and value otherwise. */
+function rateOption(raw: string): number {
+  const n = raw.trim() === "" ? Number.NaN : Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new CliError(EXIT.USAGE, `--rate must be a number of batches per second ≥ 0, got ${JSON.stringify(raw)}; nothing was changed`);
+  return n;
+}
+
+/** `--batch-size N`: a whole number ≥ 1; a usage error naming the flag and value otherwise. */
+function batchSizeOption(raw: string): number {
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(EXIT.USAGE, `--batch-size must be a whole number of ids ≥ 1, got ${JSON.stringify(raw)}; nothing was changed`);
+  return n;
+}
+
+/** The pins' diff between two statuses, in the change history's keys. */
+function pinChanges(before: BackfillStatus, after: BackfillStatus): Record<string, { from: unknown; to: unknown }> {
+  const was = before.control?.pins ?? { perSecond: null, batchSize: null };
+  const now = after.control?.pins ?? { perSecond: null, batchSize: null };
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  if (was.perSecond !== now.perSecond) changes["pin.perSecond"] = { from: was.perSecond, to: now.perSecond };
+  if (was.batchSize !== now.batchSize) changes["pin.batchSize"] = { from: was.batchSize, to: now.batchSize };
+  return changes;
+}
+
+/** What `pin` and `unpin` print: the change, and the rate and batch size the next cycle plans with. */
+function pinOutput(before: BackfillStatus, after: BackfillStatus, nothing: string): Output {
+  const changes = pinChanges(before, after);
+  const pins = after.control?.pins ?? { perSecond: null, batchSize: null };
+  const c = after.control;
+  const inForce = c === null ? "" : ` Next cycle: ${f.rate(c.perSecond)} of ${f.rate(c.ceiling)} batches/s, batch size ${f.int(c.batchSize)}.`;
+  return {
+    json: { name: after.name, runId: after.runId, status: after.status, changed: Object.keys(changes).length > 0, changes, pins, control: c && { summary: c.summary, perSecond: c.perSecond, ceiling: c.ceiling, batchSize: c.batchSize } },
+    text: Object.keys(changes).length === 0 ? `${after.name}: ${nothing}; nothing was changed.` : `${after.name}: ${f.describeChange(changes)}; applied from the next cycle.${inForce}`,
+  };
+}
+
+export const pin: Command = async (context) => {
+  const name = nameArg(context, "superspreader pin NAME [--rate N] [--batch-size N]");
+  const { rate, "batch-size": batchSize } = context.options;
+  if (rate === undefined && batchSize === undefined) throw new CliError(EXIT.USAGE, "nothing to pin: pass --rate N (batches per second) or --batch-size N (ids)");
+  // Both flags are checked before anything is read or written: a bad value changes nothing.
+  const values = { ...(rate === undefined ? {} : { perSecond: rateOption(rate) }), ...(batchSize === undefined ? {} : { batchSize: batchSizeOption(batchSize) }) };
+  const { spreader } = context.app;
+  const before = await spreader.status(name);
+  const after = await spreader.pin(name, values, changeOptions(context));
+  return pinOutput(before, after, "already pinned at these values");
+};
+
+export const unpin: Command = async (context) => {
+  const name = nameArg(context, "superspreader unpin NAME [--rate] [--batch-size]");
+  const { rate, "batch-size": batchSize } = context.options;
+  // Neither flag: both pins go.
+  const both = rate === undefined && batchSize === undefined;
+  const values = { ...(both || rate !== undefined ? { perSecond: null } : {}), ...(both || batchSize !== undefined ? { batchSize: null } : {}) };
+  const { spreader } = context.app;
+  const before = await spreader.status(name);
+  const after = await spreader.pin(name, values, changeOptions(context));
+  const nothing = rate === undefined ? "the batch size is not pinned" : batchSize === undefined ? "the rate is not pinned" : "nothing is pinned";
+  return pinOutput(before, after, both ? "nothing is pinned" : nothing);
 };

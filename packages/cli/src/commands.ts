@@ -22,7 +22,10 @@ export const OPTIONS = {
   "no-wait": { type: "boolean", description: "write the request and return, without waiting for a worker" },
   port: { type: "string", value: "N", description: "dashboard: the port to listen on (default: 7420; 0 picks a free one)" },
   host: { type: "string", value: "ADDR", description: "dashboard: the address to listen on (default: 127.0.0.1)" },
-  "allow-control": { type: "boolean", description: "dashboard: let visitors pause, resume, retry, cancel and edit (recorded as --actor)" },
+  "allow-control": { type: "boolean", description: "dashboard: let visitors pause, resume, retry, cancel, edit and pin (recorded as --actor)" },
+  rate: { type: "string", value: "N", description: "pin: hold the rate at N batches/s, at most the configured rates; unpin: the rate" },
+  "batch-size": { type: "string", value: "N", description: "pin: hold the batch size at N ids; unpin: the batch size" },
+  "finish-by": { type: "string", value: "ISO", description: "a deadline to plan for instead of the config's finishBy (2026-12-24T00:00:00Z)" },
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string; value?: string; description: string }>;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -78,6 +81,12 @@ export interface CommandHelp {
 export interface CommandSpec {
   readonly run: Command;
   readonly options: readonly OptionName[];
+  /**
+   * Options of {@link options} that this command takes without a value although they take one
+   * elsewhere (`unpin --rate`, `pin --rate N`): given, they read as `""`.
+   * @default []
+   */
+  readonly switches?: readonly OptionName[];
   readonly help: CommandHelp;
   /**
    * Runs until `context.signal` aborts (a server): `--timeout` bounds opening the connection,
@@ -110,9 +119,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     options: [],
     help: {
       usage: "superspreader status NAME [--json]",
-      line: "progress, ranges, rates, ETA, holds, the watchdog, last errors",
+      line: "progress, ranges, rates, the closed loop, ETA, holds, the watchdog, last errors",
       summary:
-        "progress bar (ids, and rows with --config sources), finished / in-flight / deferred / failed / lost ranges, configured vs observed rate, the current window, the ETA, a hold and its last error, what the watchdog did, and the last errors",
+        "progress bar (ids, and rows with --config sources), finished / in-flight / deferred / failed / lost ranges, the rate in force under the configured one and observed, what the closed loop does and why (autotune, pins, a deadline and whether it can be met, a shared budget, its last decision), the current window, the ETA, a hold and its last error, what the watchdog did, and the last errors",
       examples: ["superspreader status reencrypt-messages", "superspreader status reencrypt-messages --json | jq .eta.finishAt"],
     },
   },
@@ -195,11 +204,13 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       summary:
         "change config fields; the whole config is validated before anything is written, and the change is recorded with its time, old and new values, actor and reason",
       details:
-        "Values are JSON (numbers, true/false, null, objects); anything else is taken as a string. Fields: batchSize, duration, perSecondOnPeak, perSecondOffPeak, peak, maxAttempts, priority, spreadWithinSecond, hold. --dry-run validates and shows the change and the new ETA without writing. Changes apply from the next cycle.",
+        "Values are JSON (numbers, true/false, null, objects); anything else is taken as a string. Fields: batchSize, duration, perSecondOnPeak, perSecondOffPeak, peak, maxAttempts, priority, spreadWithinSecond, hold, autotune, health, budget, finishBy. A finishBy (an ISO instant, or null for none) the configured rates cannot meet is refused with the rates that would (exit 2). --dry-run validates and shows the change and the new ETA without writing. Changes apply from the next cycle.",
       examples: [
         'superspreader config set reencrypt-messages perSecondOffPeak=10 --reason "quiet weekend"',
         "superspreader config set reencrypt-messages 'peak={\"timezone\":\"America/Los_Angeles\",\"days\":\"Mon-Fri\",\"hours\":[6,18]}' --dry-run",
         "superspreader config set reencrypt-messages peak=null",
+        "superspreader config set reencrypt-messages finishBy=2026-12-24T00:00:00Z --dry-run",
+        "superspreader config set reencrypt-messages autotune={} --reason \"let the loop find the rate\"",
       ],
     },
   },
@@ -215,12 +226,47 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   },
   estimate: {
     run: read.estimate,
-    options: [],
+    options: ["finish-by"],
     help: {
-      usage: "superspreader estimate NAME [--json]",
-      line: "the ETA through the peak calendar, and at the observed pace",
-      summary: "when the last batch runs: walked through the peak calendar (on/off-peak rates, zero-rate windows, DST) cycle by cycle, and at the pace observed over the last 15 minutes",
-      examples: ["superspreader estimate reencrypt-messages", "superspreader estimate reencrypt-messages --json | jq .finishAt"],
+      usage: "superspreader estimate NAME [--finish-by ISO] [--json]",
+      line: "the ETA through the peak calendar and at the observed pace; whether a deadline can be met",
+      summary:
+        "when the last batch runs: walked through the peak calendar (on/off-peak rates, zero-rate windows, DST) cycle by cycle, and at the pace observed over the last 15 minutes. With a deadline (the config's finishBy, or --finish-by), whether the configured rates meet it, when the run would finish, and otherwise which perSecondOnPeak and perSecondOffPeak would",
+      details:
+        "The deadline is planned as the runtime plans it every cycle (core's planDeadline): from the next cycle, over the fresh ids below the cursor and the deferred ranges, aiming the last batch a minute (or a cycle) before the deadline. --finish-by tries a deadline without writing it; `config set NAME finishBy=...` sets one, and is refused when the configured rates cannot meet it.",
+      examples: [
+        "superspreader estimate reencrypt-messages",
+        "superspreader estimate reencrypt-messages --finish-by 2026-12-24T00:00:00Z",
+        "superspreader estimate reencrypt-messages --json | jq .deadline.needs",
+      ],
+    },
+  },
+  pin: {
+    run: change.pin,
+    options: [...CHANGE, "rate", "batch-size"],
+    help: {
+      usage: "superspreader pin NAME [--rate N] [--batch-size N] [--reason TEXT] [--json]",
+      line: "hold the rate or batch size where you say: the closed loop leaves it alone",
+      summary:
+        "pin the rate (batches per second, at most the configured rates) or the batch size of a running, held or paused backfill: autotune and the deadline stop moving it until `unpin` (a budget shared with other backfills still caps a pinned rate). Recorded in the change history",
+      details:
+        "Applies from the next cycle. Only Redis is needed: a pin is written to the stored state, which the next tick reads. --rate 0 stops new batches until unpinned (pause says so more plainly).",
+      examples: [
+        'superspreader pin reencrypt-messages --rate 2 --reason "incident 4711: replica lag"',
+        "superspreader pin reencrypt-messages --batch-size 500",
+        "superspreader pin reencrypt-messages --rate 2 --batch-size 500 --json | jq .control.summary",
+      ],
+    },
+  },
+  unpin: {
+    run: change.unpin,
+    options: [...CHANGE, "rate", "batch-size"],
+    switches: ["rate", "batch-size"],
+    help: {
+      usage: "superspreader unpin NAME [--rate] [--batch-size] [--reason TEXT] [--json]",
+      line: "let the closed loop set the rate or batch size again",
+      summary: "remove a pin: the rate (--rate), the batch size (--batch-size), or both (no flag); the loop sets them again from the next cycle. Recorded in the change history",
+      examples: ["superspreader unpin reencrypt-messages", 'superspreader unpin reencrypt-messages --rate --reason "incident over"'],
     },
   },
   audit: {

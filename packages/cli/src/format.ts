@@ -38,6 +38,11 @@ export function rate(perSecond: number, digits = 3): string {
   return Number(perSecond.toFixed(digits)).toString();
 }
 
+/** A share as a percentage to a tenth: `42.5%`. */
+export function share(x: number): string {
+  return `${Math.round(x * 1000) / 10}%`;
+}
+
 /** An instant as ISO 8601 UTC, to the second (or to the millisecond when `precise`, without ".000"). */
 export function time(ms: number, precise = false): string {
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return "beyond the year 275760";
@@ -151,9 +156,18 @@ export function paint(enabled: boolean): (state: BackfillStatusName | string) =>
   };
 }
 
-/** A config field's value in one line: the peak schedule in words, anything else as {@link value}. */
-function field(key: string, v: unknown): string {
-  return key === "peak" ? peak(v as PeakSchedule | null) : value(v);
+/** A config field's value in one line: the peak schedule in words, the deadline as an instant, anything else as {@link value}. */
+export function field(key: string, v: unknown): string {
+  if (key === "peak") return peak(v as PeakSchedule | null);
+  // Stored as epoch ms; people set it, and read it, as an instant.
+  if (key === "finishBy" && typeof v === "number") return time(v);
+  return value(v);
+}
+
+/** A pin's value: `2/s`, `500 ids`, or `none`. */
+function pinned(key: string, v: unknown): string {
+  if (v === null || v === undefined) return "none";
+  return key === "pin.perSecond" ? `${value(v)}/s` : `${value(v)} ids`;
 }
 
 /** The fields every config sets; the others are shown only where they differ from their defaults. */
@@ -202,6 +216,15 @@ export function describeChange(changes: ConfigChange["changes"]): string {
           const r = to as { lost?: number; unaccounted?: number; revived?: boolean };
           return `repair: ${r.lost ?? 0} lost and ${r.unaccounted ?? 0} unaccounted ranges queued again${r.revived ? ", run revived" : ""}`;
         }
+        case "pin.perSecond":
+        case "pin.batchSize": {
+          const what = key === "pin.perSecond" ? "rate" : "batch size";
+          if (to === null) return `${what} unpinned (was ${pinned(key, from)})`;
+          return from === null ? `${what} pinned at ${pinned(key, to)}` : `${what} pin ${pinned(key, from)} → ${pinned(key, to)}`;
+        }
+        case "perSecond":
+          // Only the closed loop records the rate in force (operators change the configured rates).
+          return `rate ${value(from)}/s → ${value(to)}/s`;
         default:
           return `${key} ${field(key, from ?? "none")} → ${field(key, to)}`;
       }

@@ -2,15 +2,15 @@
 import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type OptionName } from "./commands.js";
 import { table } from "./format.js";
 
-/** `--timeout SECONDS`, `-h, --help`. */
-function optionWords(name: OptionName): string {
+/** `--timeout SECONDS`, `-h, --help`; a command's switch (`unpin --rate`) without its value. */
+function optionWords(name: OptionName, switches: readonly OptionName[]): string {
   const option: { short?: string; value?: string; description: string } = OPTIONS[name];
-  return `${option.short ? `-${option.short}, ` : ""}--${name}${option.value ? ` ${option.value}` : ""}`;
+  return `${option.short ? `-${option.short}, ` : ""}--${name}${option.value && !switches.includes(name) ? ` ${option.value}` : ""}`;
 }
 
-function optionLines(names: readonly OptionName[]): string {
+function optionLines(names: readonly OptionName[], switches: readonly OptionName[] = []): string {
   return table(
-    names.map((name) => [optionWords(name), OPTIONS[name].description]),
+    names.map((name) => [optionWords(name, switches), OPTIONS[name].description]),
     "  ",
   );
 }
@@ -50,7 +50,8 @@ Examples:
   superspreader config set reencrypt-messages perSecondOffPeak=10 --reason "quiet weekend"
   superspreader pause reencrypt-messages --reason "database maintenance"
   superspreader resume reencrypt-messages
-  superspreader estimate reencrypt-messages --json | jq .finishAt
+  superspreader pin reencrypt-messages --rate 2 --reason "replica lag"
+  superspreader estimate reencrypt-messages --finish-by 2026-12-24T00:00:00Z
 
 A command's page, with its options and examples: superspreader <command> --help
 `;
@@ -78,7 +79,7 @@ export function commandHelp(name: string): string {
     "",
     wrap(`${help.summary.charAt(0).toUpperCase()}${help.summary.slice(1)}.`),
     ...(help.details ? ["", wrap(help.details)] : []),
-    ...(spec.options.length > 0 ? ["", "Options:", optionLines(spec.options)] : []),
+    ...(spec.options.length > 0 ? ["", "Options:", optionLines(spec.options, spec.switches)] : []),
     "",
     "Connection and output: --redis-url URL (or $REDIS_URL), --prefix, --config, --timeout, --json:",
     "see `superspreader --help`.",

@@ -1,9 +1,13 @@
-import { rateWindow, tally, type BackfillConfig, type BackfillStatus, type ConfigChange, type GapKind } from "@superspreader/core";
+import { planDeadline, rateWindow, tally, type BackfillConfig, type BackfillStatus, type ConfigChange, type DeadlinePlan, type GapKind, type RunEta } from "@superspreader/core";
 import { nameArg } from "./args.js";
 import type { Command, Context, Output } from "./commands.js";
 import { CliError, EXIT } from "./errors.js";
 import * as f from "./format.js";
 import {
+  controlJson,
+  controlLines,
+  deadlineJson,
+  deadlineLines,
   etaJson,
   etaLine,
   failureJson,
@@ -15,6 +19,9 @@ import {
   neverRan,
   observedDiffers,
   observedOf,
+  budgetPeers,
+  lastTuned,
+  ratesOf,
   requestJson,
   requestText,
   rowsOf,
@@ -110,13 +117,24 @@ export const list: Command = async ({ app, paint, args }) => {
 
 /* --------------------------------------------------------------- status */
 
+/** `configured 5 batches/s × 10 = 50 ids/s`, or under the closed loop `in force 2.55 batches/s × 850 = … (configured 3 batches/s × 1,000)`. */
+function rateText({ configured, inForce }: ReturnType<typeof ratesOf>, steered: boolean): string {
+  const words = (r: { batchesPerSecond: number; batchSize: number; idsPerSecond: number }) =>
+    `${f.rate(r.batchesPerSecond)} batches/s × ${f.int(r.batchSize)} = ${f.rate(r.idsPerSecond)} ids/s`;
+  return steered ? `in force ${words(inForce)} (configured ${words(configured)})` : `configured ${words(configured)}`;
+}
+
 export const status: Command = async (context) => {
   const name = nameArg(context, "superspreader status NAME");
   const { app, paint } = context;
   const snap = await snapshot(app.spreader, name);
   const { status: s, audit, eta, now } = snap;
   const starting = s.status === "starting";
-  const rows = starting ? null : await rowsOf(app.sources[name], audit);
+  const [rows, tuned, peers] = starting
+    ? [null, null, []]
+    : await Promise.all([rowsOf(app.sources[name], audit), s.control === null ? null : lastTuned(app.store, name), budgetPeers(app.spreader, s)]);
+  const extras = { tuned, peers };
+  const rates = ratesOf(s, now);
   const window = rateWindow(s.config, now);
   const observed = observedOf(s, now);
   const errors = lastErrors(audit.failed, 5);
@@ -147,9 +165,12 @@ export const status: Command = async (context) => {
     rate: starting
       ? null
       : {
-          configured: { batchesPerSecond: s.rate.perSecond, idsPerSecond: s.rate.perSecond * s.config.batchSize, onPeak: s.rate.onPeak },
-          observed: observed === null ? null : { idsPerSecond: observed, batchesPerSecond: observed / s.config.batchSize },
+          // The configured rate is the ceiling the closed loop keeps the rate in force under (the same without it).
+          configured: rates.configured,
+          inForce: rates.inForce,
+          observed: observed === null ? null : { idsPerSecond: observed, batchesPerSecond: observed / rates.inForce.batchSize },
         },
+    control: starting ? null : controlJson(s, extras),
     window: starting ? null : { ...window, next: window.next && { ...window.next, at: f.iso(window.next.at) } },
     eta: etaJson(eta),
     lastErrors: errors.map(failureJson),
@@ -179,8 +200,8 @@ export const status: Command = async (context) => {
       : []),
     `  not planned ${notPlanned.ids === 0n ? "none" : `${f.plural(notPlanned.ids, "id")} (cursor at ${f.int(s.cursor)})`}`,
     ...(s.reconciled.ranges > 0 ? [`  reconciled  ${f.plural(s.reconciled.ranges, "range")} the queue lost or gave up on, found and queued again`] : []),
-    `  rate        configured ${f.rate(s.rate.perSecond)} batches/s × ${f.int(s.config.batchSize)} = ${f.rate(s.rate.perSecond * s.config.batchSize)} ids/s` +
-      ` · observed ${observed === null ? "nothing in the last 15 min" : `${f.rate(observed, 1)} ids/s`}`,
+    `  rate        ${rateText(rates, s.control !== null)} · observed ${observed === null ? "nothing in the last 15 min" : `${f.rate(observed, 1)} ids/s`}`,
+    ...controlLines(s, extras, now, pad),
     `  window      ${window.onPeak ? "on peak" : "off peak"} (${f.rate(window.perSecond)} batches/s)` +
       (window.next === null || s.config.peak === null
         ? s.config.peak === null
@@ -261,14 +282,49 @@ export const plan: Command = async (context) => {
 
 /* ------------------------------------------------------------- estimate */
 
+/** `--finish-by` as epoch ms, or undefined without it; a usage error naming the flag and value otherwise. */
+function finishByOption(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  // The form core's finishBy takes (an ISO instant; epoch ms too, which nobody types).
+  const ms = /^\d{4}-\d{2}-\d{2}T/.test(raw) ? Date.parse(raw) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new CliError(EXIT.USAGE, `--finish-by must be an ISO 8601 instant such as 2026-12-24T00:00:00Z, got ${JSON.stringify(raw)}`);
+  if (ms <= Date.now()) throw new CliError(EXIT.USAGE, `--finish-by ${f.time(ms)} has passed: give a later instant, got ${JSON.stringify(raw)}`);
+  return ms;
+}
+
+/**
+ * Whether the run meets its deadline (the config's, or `finishBy`), planned as the runtime plans it each
+ * cycle: from the next cycle, over the fresh ids below the cursor and the deferred ranges. Null without one.
+ */
+async function deadlineOf(spreader: Context["app"]["spreader"], s: BackfillStatus, eta: RunEta, finishBy: number | undefined): Promise<DeadlinePlan | null> {
+  if (finishBy === undefined && s.config.finishBy === null) return null;
+  const { deferred } = await spreader.audit(s.name);
+  return planDeadline({
+    config: s.config,
+    ...(finishBy === undefined ? {} : { finishBy }),
+    from: eta.from,
+    idsRemaining: s.cursor >= s.minId ? s.cursor - s.minId + 1n : 0n,
+    requeued: deferred,
+  });
+}
+
 export const estimate: Command = async (context) => {
   const name = nameArg(context, "superspreader estimate NAME");
+  const finishBy = finishByOption(context.options["finish-by"]);
   const { spreader } = context.app;
   const [s, eta] = await Promise.all([spreader.status(name), spreader.eta(name)]);
   const now = Date.now();
-  const json = { name, status: s.status, finishedAt: f.iso(s.finishedAt), ...(etaJson(eta) ?? { finishAt: null, observedFinishAt: null }) };
+  const deadline = eta === null || s.status === "starting" ? null : await deadlineOf(spreader, s, eta, finishBy);
+  const json = {
+    name,
+    status: s.status,
+    finishedAt: f.iso(s.finishedAt),
+    ...(etaJson(eta) ?? { finishAt: null, observedFinishAt: null }),
+    deadline: deadline && { ...deadlineJson(deadline), source: finishBy === undefined ? "config" : "--finish-by" },
+  };
   if (s.status === "starting") return { json, text: startingText(s, context, now) };
   if (eta === null) return { json, text: `${name} is ${context.paint(s.status)}${s.finishedAt === null ? "" : ` since ${f.when(s.finishedAt, now)}`}: nothing left to estimate.` };
+  const pad = "             ";
   const lines = [
     `${name} (${context.paint(s.status)}${eta.ifResumedNow ? `, estimated as if ${s.status === "held" ? "the hold ended" : "resumed"} now` : ""})`,
     `  remaining  ${f.plural(eta.idsRemaining, "id")} in ${f.plural(eta.batchesRemaining, "batch", "batches")} (deferred ranges included); batches in flight are not counted`,
@@ -278,6 +334,12 @@ export const estimate: Command = async (context) => {
         ? "no batches finished in the last 15 min"
         : `${f.rate(eta.observedIdsPerSecond, 1)} ids/s → ${f.when(eta.observedFinishAt, now)}`
     }`,
+    ...(deadline
+      ? [
+          ...deadlineLines(name, deadline, s.config, now, pad).map((line, i) => (i === 0 ? `  deadline   ${line}` : line)),
+          ...(finishBy === undefined ? [] : [`${pad}(the deadline of --finish-by: nothing was written)`]),
+        ]
+      : []),
   ];
   return { json, text: lines.join("\n") };
 };
@@ -334,7 +396,7 @@ function historyJson(change: ConfigChange) {
 }
 
 function configLines(config: BackfillConfig): string[][] {
-  return (Object.keys(config) as (keyof BackfillConfig)[]).map((key) => [key, key === "peak" ? f.peak(config.peak) : f.value(config[key])]);
+  return (Object.keys(config) as (keyof BackfillConfig)[]).map((key) => [key, f.field(key, config[key])]);
 }
 
 export const configGet: Command = async (context): Promise<Output> => {

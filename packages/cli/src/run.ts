@@ -32,33 +32,58 @@ export interface CliIO {
   readonly signal?: AbortSignal;
 }
 
+type ParseOptions = Record<string, { type: "string" | "boolean"; short?: string }>;
+
 /** What parseArgs takes: the type and short flag of each option. */
-const PARSE_OPTIONS = Object.fromEntries(
+const PARSE_OPTIONS: ParseOptions = Object.fromEntries(
   Object.entries(OPTIONS).map(([name, option]) => [name, { type: option.type, ...("short" in option ? { short: option.short } : {}) }]),
-) as { [K in OptionName]: { type: (typeof OPTIONS)[K]["type"]; short?: string } };
+);
 
 /** The usage error for an option parseArgs does not know, naming the option it most likely meant. */
-function unknownOption(argv: readonly string[], error: Error): CliError {
-  const { tokens } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: false, tokens: true });
+function unknownOption(argv: readonly string[], options: ParseOptions, error: Error): CliError {
+  const { tokens } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: false, tokens: true });
   const unknown = tokens.find((t) => t.kind === "option" && !Object.hasOwn(OPTIONS, t.name));
   if (unknown?.kind !== "option") return new CliError(EXIT.USAGE, `${error.message} (see superspreader --help)`);
   const option = didYouMean(unknown.name, Object.keys(OPTIONS));
   return new CliError(EXIT.USAGE, `unknown option ${unknown.rawName}: ${option === null ? "see superspreader --help" : `did you mean --${option}?`}`);
 }
 
+/**
+ * The words of the command `argv` names (`unpin`, `config set`), read loosely: whether an option takes a
+ * value can depend on the command (`unpin --rate` takes none), so the command is found before the
+ * options are parsed strictly.
+ */
+function commandWords(argv: readonly string[]): string[] {
+  const { positionals } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: false });
+  return positionals[0] === "help" ? positionals.slice(1) : positionals;
+}
+
 function parse(argv: readonly string[]): { values: OptionValues; positionals: string[] } {
+  const switches = COMMANDS[commandKey(commandWords(argv))]?.switches ?? [];
+  const options: ParseOptions = { ...PARSE_OPTIONS, ...Object.fromEntries(switches.map((name) => [name, { type: "boolean" }])) };
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    // A switch reads as "" (given, without a value), so every option keeps one type for the commands.
+    for (const name of switches) if (values[name] === true) values[name] = "";
     return { values: values as OptionValues, positionals };
   } catch (error) {
-    if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(argv, error as Error);
+    if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(argv, options, error as Error);
+    if ((error as { code?: unknown }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && switches.length > 0) {
+      const given = switches.find((name) => argv.some((a) => a.startsWith(`--${name}=`)));
+      if (given) throw new CliError(EXIT.USAGE, `--${given} takes no value here (see superspreader ${commandKey(commandWords(argv))} --help)`);
+    }
     throw new CliError(EXIT.USAGE, `${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")} (see superspreader --help)`);
   }
 }
 
+/** `status`, `config set`: the key of {@link COMMANDS} the words name (which may not exist). */
+function commandKey(words: readonly string[]): string {
+  return words[0] === "config" && words[1] !== undefined ? `config ${words[1]}` : (words[0] ?? "");
+}
+
 /** The command the words name: `status`, `config set`; a usage error naming the one meant otherwise. */
 function commandOf(words: readonly string[]): { key: string; spec: CommandSpec } {
-  const key = words[0] === "config" && words[1] !== undefined ? `config ${words[1]}` : (words[0] as string);
+  const key = commandKey(words);
   const spec = COMMANDS[key];
   if (spec !== undefined) return { key, spec };
   const command = didYouMean(key, Object.keys(COMMANDS));

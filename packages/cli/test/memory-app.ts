@@ -5,6 +5,7 @@ import {
   createSuperSpreader,
   type BackfillConfigInput,
   type BatchContext,
+  type HealthIndicator,
   type JobQueue,
   type MemoryWorker,
   type QueueJob,
@@ -20,6 +21,8 @@ export interface TestBackfill {
   readonly maxId: number;
   readonly config: BackfillConfigInput;
   readonly handle?: (context: BatchContext) => Promise<void>;
+  /** The definition's health indicators. */
+  readonly health?: readonly HealthIndicator[];
 }
 
 /** A batch job, by its backfill, cycle and first id. */
@@ -71,8 +74,8 @@ export function memoryApp(prefix: string, backfills: Readonly<Record<string, Tes
     addOutstanding: (name, runId, entries) => redisStore.addOutstanding(name, runId, entries.filter((e) => !matches(options.forget, name, e.cycle, e.beginId))),
   };
   const spreader = createSuperSpreader({ queue, store, ...(options.reconcileAfterMs === undefined ? {} : { reconcileAfterMs: options.reconcileAfterMs }) });
-  for (const [name, { maxId, config, handle }] of Object.entries(backfills)) {
-    spreader.define(name, { source: createMemoryIdSource({ minId: 1, maxId }), config, handle: handle ?? (async () => {}) });
+  for (const [name, { maxId, config, handle, health }] of Object.entries(backfills)) {
+    spreader.define(name, { source: createMemoryIdSource({ minId: 1, maxId }), config, handle: handle ?? (async () => {}), ...(health ? { health } : {}) });
   }
   const worker = createMemoryWorker({ queue: memory, spreader, concurrency: 4, watchdogIntervalMs: options.watchdogIntervalMs ?? 100 });
   worker.start();
