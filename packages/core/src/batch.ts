@@ -3,7 +3,7 @@ import type { Core } from "./context.js";
 import type { BackfillDoc, HoldState } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import { releaseBudget } from "./loop.js";
-import type { BatchJobData, FailureCounts, JobContext, JobOutcome, RangeEntry } from "./ports.js";
+import type { BatchJobData, BatchTiming, FailureCounts, JobContext, JobOutcome, RangeEntry, RangeRun } from "./ports.js";
 
 /** A batch starting at most this long after its planned run time is on time: it takes no start slot (see runBatch). */
 export const ON_TIME_MS = 1_000;
@@ -166,17 +166,44 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
     ...(data.scheduledAt === undefined ? {} : { scheduledAt: data.scheduledAt }),
     ...(probe ? { probe } : {}),
   });
+  const batch = {
+    backfill: doc.name,
+    runId: doc.runId,
+    cycle: data.cycle,
+    beginId: entry.beginId,
+    endId: entry.endId,
+    attempt: context.attempt,
+    maxAttempts: context.maxAttempts,
+    signal: context.signal,
+  };
+  // What the closed loop measures: the handler's time, and how late the batch started.
+  const timingAt = (finished: number): BatchTiming => ({
+    handlerMs: Math.max(0, Math.round(finished - started)),
+    lateMs: data.scheduledAt === undefined ? 0 : Math.max(0, Math.round(started - data.scheduledAt)),
+    ...(reserved ? {} : { startedAt: started }),
+  });
+  // A transactional backfill's handler writes through a transaction in which the store also records
+  // the range: both commit, or neither (a failure of either is the attempt's failure, nothing recorded).
+  const transactions = definition.transactional === true ? store.capabilities?.transactions : undefined;
+  if (definition.transactional === true && transactions === undefined) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${doc.name}" is transactional, but the state store offers no transactions`, { field: "transactional" });
+  }
+  let committed: RangeRun | null = null;
   try {
-    await definition.handle({
-      backfill: doc.name,
-      runId: doc.runId,
-      cycle: data.cycle,
-      beginId: entry.beginId,
-      endId: entry.endId,
-      attempt: context.attempt,
-      maxAttempts: context.maxAttempts,
-      signal: context.signal,
-    });
+    if (transactions !== undefined) {
+      committed = await transactions.runRange(
+        doc.name,
+        doc.runId,
+        entry,
+        async (tx) => {
+          await definition.handle({ ...batch, tx });
+          return timingAt(clock.now());
+        },
+        () => clock.now(),
+      );
+    } else {
+      await definition.handle(batch);
+    }
   } catch (error) {
     const finished = clock.now();
     const failed = { ...where, at: finished, attempt: context.attempt, maxAttempts: context.maxAttempts, durationMs: finished - started, error };
@@ -206,13 +233,7 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
   const finished = clock.now();
   let firstCompletion: boolean;
   try {
-    // What the closed loop measures: the handler's time, and how late the batch started.
-    const timing = {
-      handlerMs: Math.max(0, Math.round(finished - started)),
-      lateMs: data.scheduledAt === undefined ? 0 : Math.max(0, Math.round(started - data.scheduledAt)),
-      ...(reserved ? {} : { startedAt: started }),
-    };
-    firstCompletion = await store.markDone(doc.name, doc.runId, entry, finished, timing);
+    firstCompletion = committed !== null ? committed.committed : await store.markDone(doc.name, doc.runId, entry, finished, timingAt(finished));
   } catch (error) {
     // The work is done but not recorded: the queue runs the batch again (idempotent handlers).
     // If every attempt fails so, the range stays outstanding and reconciliation enqueues it again.

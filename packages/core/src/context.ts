@@ -6,7 +6,7 @@ import { SuperSpreaderError } from "./errors.js";
 import type { EventHub } from "./events.js";
 import { HealthMonitor } from "./loop.js";
 import type { ConfigChange, JobQueue, StateStore } from "./ports.js";
-import type { BackfillDefinition, ChangeOptions } from "./runtime.js";
+import type { BackfillDefinition, BatchContext, ChangeOptions } from "./runtime.js";
 import { checkName } from "./validate-args.js";
 
 /** Compare-and-set retries before giving up with CONFLICT. */
@@ -20,7 +20,12 @@ export const SCAN_LIMIT = 100_000;
 export const DOC_CACHE_MS = 250;
 
 /** A defined backfill with its validated config. */
-export type Definition = BackfillDefinition & { readonly validConfig: BackfillConfig };
+export type Definition = Omit<BackfillDefinition, "handle"> & {
+  /** `tx` is given exactly when `transactional` is true. */
+  handle(context: BatchContext & { readonly tx?: unknown }): Promise<void>;
+  readonly transactional?: boolean;
+  readonly validConfig: BackfillConfig;
+};
 
 /** What every part of the runtime shares: the ports, the clock, events, definitions and the read/write helpers. */
 export interface Core {

@@ -72,7 +72,17 @@ export type { Estimate, EstimateOptions, ObservedRateOptions, WindowChange, Rate
 export type { BackfillStatusName } from "./doc.js";
 export type { SuperSpreaderEvents, SuperSpreaderEventName, SuperSpreaderListener } from "./events.js";
 export { createSuperSpreader } from "./runtime.js";
-export type { SuperSpreader, SuperSpreaderOptions, BackfillDefinition, BatchContext, ChangeOptions, StartOptions, RepairReport } from "./runtime.js";
+export type {
+  SuperSpreader,
+  SuperSpreaderOptions,
+  BackfillDefinition,
+  BatchContext,
+  TransactionalBackfillDefinition,
+  TransactionalBatchContext,
+  ChangeOptions,
+  StartOptions,
+  RepairReport,
+} from "./runtime.js";
 export { tally } from "./status.js";
 export type { ControlView } from "./status.js";
 export type { BackfillStatus, BackfillProgress, AuditReport, ClassifiedGap, GapKind, NextCycle, PlannedBatch, RunEta } from "./status.js";

@@ -1,6 +1,6 @@
 import { runBatch } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
-import { SCAN_LIMIT, createCore, type Core } from "./context.js";
+import { SCAN_LIMIT, createCore, type Core, type Definition } from "./context.js";
 import { validateConfig, validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
 import { tickJob } from "./cycle.js";
 import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
@@ -29,6 +29,48 @@ export interface BatchContext {
   readonly maxAttempts: number;
   /** Aborted when the worker shuts down: stop early and throw, the range will run again. */
   readonly signal: AbortSignal;
+}
+
+/** What a transactional handler receives: the batch, and the open transaction its writes must go through. */
+export interface TransactionalBatchContext<Tx> extends BatchContext {
+  /**
+   * The transaction of the state store's database (for `@superspreader/store-drizzle`, a drizzle
+   * transaction). The range is recorded done in it after `handle` returns, and it commits once:
+   * the handler's writes through `tx` and the record of the range take effect together or not at all.
+   */
+  readonly tx: Tx;
+}
+
+/**
+ * A backfill whose batches run exactly once (issue #12): each batch's handler writes through a
+ * transaction of the state store's database, and the runtime records the range done in the same
+ * transaction before it commits. A crash before the commit leaves neither the writes nor the record, so
+ * the batch runs again from scratch; a repeat of a committed range (a second delivery) is found inside
+ * its transaction and does nothing.
+ *
+ * This holds only when the state store lives in the database the handler writes (its
+ * `capabilities.transactions`) and the handler writes only through `tx`. Calls to APIs, other databases
+ * or another connection are still at-least-once.
+ *
+ * @example
+ * ```ts
+ * import { createDrizzleStateStore, type DrizzleTransaction } from "@superspreader/store-drizzle";
+ * const spreader = createSuperSpreader({ queue, store: createDrizzleStateStore({ db }) });
+ * spreader.define("count-logins", {
+ *   transactional: true,
+ *   source,
+ *   config,
+ *   handle: async ({ beginId, endId, tx }: TransactionalBatchContext<DrizzleTransaction>) => {
+ *     await tx.execute(sql`update users set logins = logins + 1 where id between ${beginId} and ${endId}`);
+ *   },
+ * });
+ * ```
+ */
+export interface TransactionalBackfillDefinition<Tx = unknown> extends Omit<BackfillDefinition, "handle"> {
+  /** Run each batch in a transaction of the state store (which must offer `capabilities.transactions`). */
+  readonly transactional: true;
+  /** Processes `[beginId, endId]`, writing only through `tx`. Throw to roll the batch back and fail the attempt. */
+  handle(context: TransactionalBatchContext<Tx>): Promise<void>;
 }
 
 /** A backfill as defined in code: where its ids come from, how to process a range, how fast. */
@@ -163,6 +205,8 @@ export interface RepairReport {
 export interface SuperSpreader extends JobProcessor {
   /** Registers a backfill in this process. Validates its config now. Workers must define every backfill they may run. */
   define(name: string, definition: BackfillDefinition): void;
+  /** Registers a backfill whose batches commit with their record in the store's database ({@link TransactionalBackfillDefinition}). */
+  define<Tx = unknown>(name: string, definition: TransactionalBackfillDefinition<Tx>): void;
   /** Names defined in this process. */
   defined(): string[];
   /**
@@ -487,7 +531,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
   /* ---------------------------------------------------------------- API */
 
   const spreader: SuperSpreader = {
-    define(name, definition) {
+    define(name: string, definition: BackfillDefinition | TransactionalBackfillDefinition<unknown>) {
       checkName(name);
       if (registry.has(name)) {
         throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${name}" is already defined in this process`, { field: "name" });
@@ -505,7 +549,21 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
           field: "health",
         });
       }
-      registry.set(name, { ...definition, validConfig: validateConfig(definition.config) });
+      const transactional = (definition as Partial<TransactionalBackfillDefinition>).transactional;
+      if (transactional !== undefined && typeof transactional !== "boolean") {
+        throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${name}": transactional must be true or false, got ${describeValue(transactional)}`, {
+          field: "transactional",
+        });
+      }
+      if (transactional === true && options.store.capabilities?.transactions === undefined) {
+        throw new SuperSpreaderError(
+          "INVALID_ARGUMENT",
+          `backfill "${name}": transactional is true, but this state store cannot run a batch in a transaction of its database ` +
+            `(Redis and in-memory stores cannot): use @superspreader/store-drizzle on the database the handler writes, or leave transactional out`,
+          { field: "transactional" },
+        );
+      }
+      registry.set(name, { ...(definition as Definition), validConfig: validateConfig(definition.config) });
     },
 
     defined: () => [...registry.keys()].sort(),

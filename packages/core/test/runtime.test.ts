@@ -25,6 +25,15 @@ describe("runtime", () => {
     expect(new Set(batches.map((b) => b.cycle))).toEqual(new Set([0, 1]));
   });
 
+  it("refuses a transactional backfill on a store without transactions, naming the field, and defines nothing", async () => {
+    const w = world();
+    const define = (transactional: unknown) =>
+      w.spreader.define("tx", { transactional, source: createMemoryIdSource({ minId: 1, maxId: 10 }), config, handle: async () => {} } as never);
+    expect(() => define(true)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field: "transactional", message: expect.stringContaining("@superspreader/store-drizzle") }));
+    expect(() => define("yes")).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field: "transactional", message: expect.stringContaining('"yes"') }));
+    expect(w.spreader.defined()).toEqual([]);
+  });
+
   it("paces batches at the configured rate, cycle after cycle from the cycle's start", async () => {
     const w = world();
     w.spreader.define("paced", {
