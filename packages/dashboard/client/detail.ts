@@ -25,6 +25,8 @@ export interface DetailContext {
   notify(kind: "ok" | "error", text: string): void;
   /** A row fresher than the last live message (the answer to a change). */
   row(row: WireRow): void;
+  /** The rows the page has, for a shared budget's other members. */
+  rows(): readonly WireRow[];
 }
 
 const OPEN = new Set(["running", "paused", "held"]);
@@ -328,8 +330,20 @@ export class DetailView {
     nextTick: span(),
     hold: span(),
     started: span(),
+    loop: span(),
+    autotune: span("sub"),
+    health: span(),
+    deadline: span(),
+    budget: span(),
+    pins: span(),
   };
   private readonly holdItem: HTMLElement;
+  /** The closed loop's items, shown only for a run it steers (and the pins only when set). */
+  private readonly loopItems: Record<"loop" | "health" | "deadline" | "budget" | "pins", HTMLElement>;
+  private readonly pinRate = h("input", { type: "number", name: "pinRate", min: "0", step: "any", inputmode: "decimal", "aria-label": "Rate to pin (batches/s)", placeholder: "batches/s" });
+  private readonly pinBatch = h("input", { type: "number", name: "pinBatchSize", min: "1", step: "1", inputmode: "numeric", "aria-label": "Batch size to pin (ids)", placeholder: "ids" });
+  private readonly pinButtons: Record<"pin" | "unpin", HTMLButtonElement>;
+  private readonly pinEl: HTMLElement;
   private readonly reason = h("input", { type: "text", name: "actionReason", placeholder: "optional, recorded in the audit trail", "aria-label": "Reason for this action" });
   private readonly buttons: Record<"pause" | "resume" | "retry" | "cancel" | "repair" | "restart", HTMLButtonElement>;
   private readonly confirm: HTMLElement;
@@ -376,6 +390,28 @@ export class DetailView {
     );
     this.holdItem = item("Held", this.t.hold);
     this.holdItem.hidden = true;
+    this.loopItems = {
+      loop: item("Closed loop", this.t.loop, h("br"), this.t.autotune),
+      health: item("Health", this.t.health),
+      deadline: item("Deadline", this.t.deadline),
+      budget: item("Budget", this.t.budget),
+      pins: item("Pinned", this.t.pins),
+    };
+    for (const el of Object.values(this.loopItems)) el.hidden = true;
+    this.pinButtons = {
+      pin: h("button", { type: "button", "data-action": "pin", disabled: true, onclick: () => void this.pin(false) }, "Pin"),
+      unpin: h("button", { type: "button", "data-action": "unpin", disabled: true, onclick: () => void this.pin(true) }, "Unpin"),
+    };
+    // Pins need a core with spreader.pin; an older one has no loop to pin against.
+    this.pinEl = h(
+      "div",
+      { class: "pins", hidden: !ctx.session.features.pin },
+      h("label", {}, h("span", {}, "Pin rate"), this.pinRate),
+      h("label", {}, h("span", {}, "Pin batch size"), this.pinBatch),
+      this.pinButtons.pin,
+      this.pinButtons.unpin,
+      h("p", { class: "sub" }, "A pinned value is left alone by autotune and the deadline until unpinned (empty fields: Unpin clears both)."),
+    );
     this.el = h(
       "section",
       { class: "detail", "aria-label": `Backfill ${name}` },
@@ -390,6 +426,11 @@ export class DetailView {
         item("Cursor", this.t.cursor),
         item("Rows", this.t.rows),
         item("Rate", this.t.rate, h("br"), this.t.observed),
+        this.loopItems.loop,
+        this.loopItems.health,
+        this.loopItems.pins,
+        this.loopItems.deadline,
+        this.loopItems.budget,
         item("Window", this.t.window),
         item("ETA (calendar)", this.t.eta),
         item("ETA (observed pace)", this.t.etaObserved),
@@ -406,6 +447,7 @@ export class DetailView {
         h("label", { class: "action-reason" }, h("span", {}, "Reason"), this.reason),
         h("div", { class: "buttons" }, this.buttons.pause, this.buttons.resume, this.buttons.retry, this.buttons.cancel, this.buttons.repair, this.buttons.restart),
         this.confirm,
+        this.pinEl,
         this.whyDisabled,
       ),
       h("section", { class: "panel", "aria-label": "Configuration" }, h("h3", {}, "Configuration"), this.formSlot),
@@ -488,10 +530,24 @@ export class DetailView {
         `${row.hold.reason}; since ${f.stamp(row.hold.since)}; ${row.hold.probes} probes${row.hold.lastError ? `; last error: ${row.hold.lastError}` : ""}`,
       );
     }
+    const loop = {
+      loop: row.control?.summary ?? null,
+      health: s.healthText(row),
+      pins: s.pinsText(row),
+      deadline: s.deadlineText(row, now),
+      budget: s.budgetText(row, this.ctx.rows()),
+    };
+    for (const [key, text] of Object.entries(loop) as [keyof typeof loop, string | null][]) {
+      this.loopItems[key].hidden = text === null;
+      setText(this.t[key], text ?? "");
+    }
+    setText(this.t.autotune, s.autotuneText(row) ?? "");
     this.fillTimes(row, now);
   }
 
   private fillTimes(row: WireRow, now: number): void {
+    const deadline = s.deadlineText(row, now);
+    if (deadline !== null) setText(this.t.deadline, deadline);
     setText(this.t.window, s.windowText(row, now));
     setText(this.t.eta, etaLine(row.eta, now));
     setText(this.t.etaObserved, row.eta?.observedFinishAt ? f.when(row.eta.observedFinishAt, now) : "–");
@@ -523,8 +579,39 @@ export class DetailView {
     set("cancel", OPEN.has(status), "the run already ended");
     set("repair", OPEN.has(status), "the run already ended");
     set("restart", ENDED.has(status), "the run has not ended");
+    const pinnable = row !== undefined && this.can.edit && OPEN.has(status);
+    this.pinButtons.pin.disabled = !pinnable;
+    this.pinButtons.unpin.disabled = !pinnable || row?.control === null || (row?.control?.pins.perSecond === null && row.control.pins.batchSize === null);
     this.form?.setEnabled(row !== undefined && this.can.edit, readOnly ? "read-only dashboard (no authorize hook)" : "you may not edit the config");
     setText(this.whyDisabled, readOnly ? "Read-only: the host gave no authorize hook, so controls are off." : "");
+  }
+
+  /** Pins what the fields hold (empty: left as is), or unpins what they name (both when empty). */
+  private async pin(unpin: boolean): Promise<void> {
+    const row = this.detail?.row;
+    if (!row) return;
+    const rate = this.pinRate.value.trim();
+    const size = this.pinBatch.value.trim();
+    const body: Record<string, unknown> = { reason: this.reason.value };
+    if (unpin) {
+      if (rate !== "" || size === "") body.perSecond = null;
+      if (size !== "" || rate === "") body.batchSize = null;
+    } else {
+      if (rate !== "") body.perSecond = Number(rate);
+      if (size !== "") body.batchSize = Number(size);
+    }
+    try {
+      const { body: answer } = await send<{ row?: WireRow }>("POST", backfillPath(this.name, "/pin"), body, row.etag);
+      if (answer.row) this.ctx.row(answer.row);
+      this.reason.value = "";
+      this.ctx.notify("ok", unpin ? `Unpinned ${this.name}.` : `Pinned ${this.name}: ${(answer.row && s.pinsText(answer.row)) ?? "nothing"}.`);
+    } catch (error) {
+      const problem = error instanceof ApiError ? error.problem : null;
+      if (problem?.current) this.ctx.row(problem.current);
+      this.ctx.notify("error", `${unpin ? "unpin" : "pin"} failed (${error instanceof ApiError ? error.status : "error"}): ${problem?.detail ?? String((error as Error).message)}`);
+    } finally {
+      this.refreshControls();
+    }
   }
 
   private openConfirm(): void {

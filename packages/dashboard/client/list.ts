@@ -79,6 +79,11 @@ export class ListView {
     return this.rows.get(name)?.data;
   }
 
+  /** Every readable row (a budget's members are found among them). */
+  readable(): WireRow[] {
+    return [...this.rows.values()].map((n) => n.data).filter((d): d is WireRow => d.readable);
+  }
+
   private remove(name: string): void {
     this.rows.get(name)?.tr.remove();
     this.rows.delete(name);
@@ -155,6 +160,8 @@ export class ListView {
     setText(n.progress, s.progressText(row));
     setText(n.rows, s.rowsText(row, this.now) ?? "");
     setText(n.rate, s.rateText(row));
+    // The closed loop's one line (why the rate is where it is) on hover; the detail view has it in full.
+    attr(n.rate, "title", row.control?.summary ?? null);
     setText(n.observed, s.observedText(row));
     setText(n.failed, row.failedRanges === null ? "…" : f.int(row.failedRanges));
     attr(n.failed, "data-count", row.failedRanges === null ? null : String(row.failedRanges));

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
       return;
     }
     if (detail?.name !== name) {
-      const d = new DetailView(name, { session, notify, row: showRow });
+      const d = new DetailView(name, { session, notify, row: showRow, rows: () => list.readable() });
       detail = d;
       replaceChildren(view, d.el);
       document.title = `${name} · ${session.title}`;

@@ -14,8 +14,54 @@ export function rowsText(row: WireRow, now: number): string | null {
   return row.rows === null ? null : `rows ${f.int(row.rows.done)} of ${f.int(row.rows.total)} (counted ${f.relative(row.rows.at, now)})`;
 }
 
+/** The rate: as set, or under the closed loop the rate in force with the configured ceiling it stays under. */
 export function rateText(row: WireRow): string {
-  return `set ${f.num(row.rate.perSecond)}/s × ${f.int(row.rate.batchSize)} = ${f.num(row.rate.configuredIdsPerSecond)} ids/s`;
+  const r = row.rate;
+  const inForce = `${f.num(r.perSecond)}/s × ${f.int(r.batchSize)} = ${f.num(r.idsPerSecond)} ids/s`;
+  return row.control === null ? `set ${inForce}` : `in force ${inForce} (set ${f.num(r.configured.perSecond)}/s × ${f.int(r.configured.batchSize)})`;
+}
+
+const share = (x: number) => `${Math.round(x * 1000) / 10} %`;
+
+/** Autotune's share of the ceiling and the batch size it plans with, against the configured one. */
+export function autotuneText(row: WireRow): string | null {
+  const c = row.control;
+  if (c === null) return null;
+  const size = c.batchSize === c.configuredBatchSize ? `batch ${f.int(c.batchSize)} as set` : `batch ${f.int(c.batchSize)} ${c.pins.batchSize === null ? "tuned" : "pinned"} (set ${f.int(c.configuredBatchSize)})`;
+  return `${c.autotuneShare === null ? "no autotune" : `autotune at ${share(c.autotuneShare)} of the ceiling`} · ${size}`;
+}
+
+export function healthText(row: WireRow): string | null {
+  const h = row.control?.health;
+  if (!h) return null;
+  return h.state === "clear" ? "clear: no indicator said slow or stop" : `${h.state}: ${h.reason ?? ""}${h.state === "stop" ? " (held)" : " (rate lowered)"}`;
+}
+
+export function pinsText(row: WireRow): string | null {
+  const p = row.control?.pins;
+  if (!p || (p.perSecond === null && p.batchSize === null)) return null;
+  return [p.perSecond === null ? "" : `rate ${f.num(p.perSecond)}/s`, p.batchSize === null ? "" : `batch size ${f.int(p.batchSize)}`].filter(Boolean).join(" · ");
+}
+
+/** Whether the deadline can be met, when the run finishes, and otherwise the rates that would make it. */
+export function deadlineText(row: WireRow, now: number): string | null {
+  const d = row.control?.deadline;
+  if (!d) return null;
+  const by = `${f.stamp(d.finishBy)} (${f.relative(d.finishBy, now)})`;
+  const finish = d.finishAt === null ? "never" : f.relative(d.finishAt, now);
+  if (d.feasible) return `${by}: on pace at ${share(d.share)} of the set rates, finishing ${finish}`;
+  const needs = d.needs === null ? "no rate up to 1,000× makes it" : `needs ${f.num(d.needs.perSecondOnPeak)}/s on peak, ${f.num(d.needs.perSecondOffPeak)}/s off peak`;
+  return `${by}: cannot be met (finishes ${finish} at the set rates); ${needs}`;
+}
+
+/** The shared budget: this run's weight and share, and the other runs sharing it (from the rows the page has). */
+export function budgetText(row: WireRow, rows: readonly WireRow[]): string | null {
+  const b = row.control?.budget;
+  if (!b) return null;
+  const peers = rows.filter((r) => r.name !== row.name && r.control?.budget?.key === b.key && (r.status === "running" || r.status === "held"));
+  const mine = b.cap === null || b.share === null ? "no share claimed yet" : `${f.num(b.cap)}/s (${share(b.share)})`;
+  const others = peers.length === 0 ? "no other running backfill" : peers.map((p) => `${p.name} (weight ${f.num(p.control?.budget?.weight ?? 1)})`).join(", ");
+  return `"${b.key}" ${f.num(b.perSecond)}/s, weight ${f.num(b.weight)}: ${mine} · shared with ${others}`;
 }
 
 export function observedText(row: WireRow): string {

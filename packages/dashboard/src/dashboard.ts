@@ -188,6 +188,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         plan: extras.plan !== undefined,
         eta: extras.eta !== undefined,
         repair: extras.repair !== undefined,
+        pin: extras.pin !== undefined,
         revisions: typeof sample?.revision === "number",
       },
       refreshMs,
@@ -414,6 +415,31 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return answerRow(name);
     });
 
+  /**
+   * Pins the rate (`perSecond`, batches per second) or the batch size so the closed loop leaves it alone;
+   * `null` unpins. Needs the `edit` permission: a pin is live tuning, like a config change.
+   */
+  const pin = (route: Route, name: string) =>
+    change(route, name, "edit", async ({ body, options }) => {
+      if (!extras.pin) throw new HttpProblem(501, "this version of @superspreader/core has no spreader.pin()", { field: "pin" });
+      const values: { perSecond?: number | null; batchSize?: number | null } = {};
+      for (const key of Object.keys(body)) {
+        if (key === "reason") continue;
+        if (key !== "perSecond" && key !== "batchSize") throw new HttpProblem(422, `${key} cannot be pinned (expected perSecond or batchSize)`, { field: key });
+        values[key] = body[key] as number | null;
+      }
+      if (Object.keys(values).length === 0) throw new HttpProblem(422, "nothing to pin: send perSecond or batchSize (a number, or null to unpin)", { field: "perSecond" });
+      try {
+        await extras.pin(name, values, options);
+      } catch (error) {
+        // core names the field as its argument (`values.perSecond`); the API names it in the body.
+        const p = problemOfCore(error);
+        if (p && p.status === 422 && typeof p.field === "string") throw new HttpProblem(422, p.message, { field: p.field.replace(/^values\./, ""), extra: { code: (error as SuperSpreaderError).code } });
+        throw error;
+      }
+      return answerRow(name);
+    });
+
   /** Starts (or restarts) a run: 202 with the monitor to poll. */
   const start = async (route: Route, name: string) => {
     const actor = await route.access.require("start", name);
@@ -515,6 +541,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     retry: { POST: retry },
     cancel: { POST: cancel },
     repair: { POST: repair },
+    pin: { POST: pin },
     start: { POST: start },
   };
 

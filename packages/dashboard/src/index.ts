@@ -17,6 +17,7 @@ export type {
   WireChart,
   WireConfig,
   WireDetail,
+  WireControl,
   WireErrorGroup,
   WireEstimate,
   WireEta,

@@ -21,6 +21,7 @@ import type {
   WireChange,
   WireChart,
   WireConfig,
+  WireControl,
   WireErrorGroup,
   WireEta,
   WirePlan,
@@ -168,6 +169,9 @@ export interface SlowPart {
 /** One list row from a status, the last slow read (if any) and the window in force. */
 export function rowOf(status: AnyStatus, slow: SlowPart | null, window: WireWindow, now: number): WireRow {
   const { progress, config, rate } = status;
+  const control = controlOf(status);
+  const batchSize = control?.batchSize ?? config.batchSize;
+  const ceiling = control?.ceiling ?? rateAt(config, now).perSecond;
   const running = status.status === "running";
   const cycleMs = config.duration * 1000;
   return {
@@ -188,10 +192,12 @@ export function rowOf(status: AnyStatus, slow: SlowPart | null, window: WireWind
     },
     rows: slow?.rows ?? null,
     rate: {
-      batchSize: config.batchSize,
+      batchSize,
       perSecond: rate.perSecond,
       perSecondExact: rate.perSecondExact,
-      configuredIdsPerSecond: rate.perSecond * config.batchSize,
+      idsPerSecond: rate.perSecond * batchSize,
+      // core's status().rate is the rate in force; the configured one is the ceiling it stays under.
+      configured: { perSecond: ceiling, batchSize: config.batchSize, idsPerSecond: ceiling * config.batchSize },
       // Only for runs that go on: an ended run's row then stays the same, and live updates skip it.
       observedIdsPerSecond: ENDED_STATES.has(status.status) ? null : observedRate(status.metrics, now, { startedAt: status.startedAt }),
     },
@@ -209,9 +215,48 @@ export function rowOf(status: AnyStatus, slow: SlowPart | null, window: WireWind
     },
     hold: status.hold ?? null,
     reconciled: status.reconciled ? { ranges: status.reconciled.ranges } : null,
+    control,
     startedAt: status.startedAt,
     finishedAt: status.finishedAt,
     lastDoneAt: progress.lastDoneAt,
+  };
+}
+
+/* --------------------------------------------------------- closed loop */
+
+/**
+ * The health state as far as the stored run tells it: core stores what it did with a reading (a hold
+ * of cause `health`, the loop's reason `throttled: slow: …`), not the reading.
+ */
+function healthOf(status: AnyStatus): WireControl["health"] {
+  const hold = status.hold;
+  if (status.status === "held" && hold?.cause === "health") return { state: "stop", reason: hold.reason.replace(/^health: /, "") };
+  const signal = /^throttled: (?:slow|stop): (.*)$/s.exec(status.control?.reason ?? "");
+  return signal ? { state: "slow", reason: signal[1] as string } : { state: "clear", reason: null };
+}
+
+/** What the closed loop does to the run, or null when nothing steers it (or core has no loop). */
+export function controlOf(status: AnyStatus): WireControl | null {
+  const c = status.control;
+  if (c === null || c === undefined) return null;
+  const budget = c.budget;
+  return {
+    summary: c.summary,
+    perSecond: c.perSecond,
+    ceiling: c.ceiling,
+    autotuneShare: status.config.autotune ? c.share : null,
+    batchSize: c.batchSize,
+    configuredBatchSize: status.config.batchSize,
+    pins: { perSecond: c.pins.perSecond, batchSize: c.pins.batchSize },
+    health: healthOf(status),
+    deadline: c.deadline && { finishBy: c.deadline.finishBy, feasible: c.deadline.feasible, share: c.deadline.share, finishAt: c.deadline.finishAt, needs: c.deadline.needs },
+    budget: budget && {
+      key: budget.key,
+      perSecond: budget.perSecond,
+      weight: status.config.budget?.weight ?? 1,
+      cap: budget.cap,
+      share: budget.cap === null || budget.perSecond <= 0 ? null : budget.cap / budget.perSecond,
+    },
   };
 }
 

@@ -37,6 +37,8 @@ export interface WireFeatures {
   readonly plan: boolean;
   readonly eta: boolean;
   readonly repair: boolean;
+  /** `spreader.pin` exists: the rate or batch size can be pinned from the page. */
+  readonly pin: boolean;
   /** `status().revision` exists: If-Match is checked atomically by core, not only by the dashboard. */
   readonly revisions: boolean;
 }
@@ -108,11 +110,15 @@ export interface WireRow {
   /** Rows done and in total, when the host gave an id source that can count; `at` is when they were counted (counting is slow, so it runs with the ledger reads). */
   readonly rows: { readonly done: string; readonly total: string; readonly at: number } | null;
   readonly rate: {
+    /** The batch size the next cycle plans with: the configured one, or what the closed loop tuned (or an operator pinned). */
     readonly batchSize: number;
-    /** Configured batches per second now (exact decimal string too). */
+    /** Batches per second in force now, under the configured rate (exact decimal string too). */
     readonly perSecond: number;
     readonly perSecondExact: string;
-    readonly configuredIdsPerSecond: number;
+    /** `perSecond × batchSize`. */
+    readonly idsPerSecond: number;
+    /** The configured rate now: the ceiling the closed loop stays under, at the configured batch size. */
+    readonly configured: { readonly perSecond: number; readonly batchSize: number; readonly idsPerSecond: number };
     /** Ids per second finished over the last 15 minutes, or null. */
     readonly observedIdsPerSecond: number | null;
   };
@@ -140,6 +146,8 @@ export interface WireRow {
   } | null;
   /** Ranges found lost and requeued, when core reports it. */
   readonly reconciled: { readonly ranges: number } | null;
+  /** What the closed loop (autotune, health, a shared budget, a deadline, pins) does to the run; null when nothing steers it. */
+  readonly control: WireControl | null;
   readonly startedAt: number;
   readonly finishedAt: number | null;
   readonly lastDoneAt: number | null;
@@ -316,4 +324,34 @@ export interface WireEvents {
   detailError: WireProblem;
   /** The viewer's capabilities for the focused backfill (sent once per stream). */
   can: Capabilities;
+}
+
+/** What the closed loop does to a run, from core's `status().control`. Rates are batches per second. */
+export interface WireControl {
+  /** One line, as gh-ost's status: `"throttled: slow: replica lag 2.3 s > 1.5 s (2.55/s of 3/s, batch 850)"`. */
+  readonly summary: string;
+  /** In force now, and the configured ceiling it is under. */
+  readonly perSecond: number;
+  readonly ceiling: number;
+  /** Autotune's share of the ceiling (1 = at the ceiling); null without autotune. */
+  readonly autotuneShare: number | null;
+  readonly batchSize: number;
+  readonly configuredBatchSize: number;
+  /** Values an operator pinned (the loop leaves them alone). */
+  readonly pins: { readonly perSecond: number | null; readonly batchSize: number | null };
+  /**
+   * `stop`: a health indicator holds the run; `slow`: the loop's last congestion signal was an indicator saying
+   * slow; `clear`: neither (core stores what it did with a reading, not the reading).
+   */
+  readonly health: { readonly state: "stop" | "slow" | "clear"; readonly reason: string | null };
+  /** Deadline mode: whether the configured rates meet `finishBy`, at what share, when the run finishes, and otherwise what rates would. */
+  readonly deadline: {
+    readonly finishBy: number;
+    readonly feasible: boolean;
+    readonly share: number;
+    readonly finishAt: number | null;
+    readonly needs: { readonly perSecondOnPeak: number; readonly perSecondOffPeak: number } | null;
+  } | null;
+  /** The shared budget: its rate, this run's weight, the most it may take (null before its first claim) and that as a share of the budget. */
+  readonly budget: { readonly key: string; readonly perSecond: number; readonly weight: number; readonly cap: number | null; readonly share: number | null } | null;
 }

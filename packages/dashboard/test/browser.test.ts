@@ -511,12 +511,38 @@ describe("the dashboard in Chromium, over a Redis-backed backfill in progress wi
       const w = await open(`${server.origin}/ro/#/b/orders`);
       await poll(() => w.page.locator(".detail-head .state").textContent()).toBe("running");
       expect(await w.page.locator(".viewer").textContent()).toBe("read-only");
-      for (const action of ["pause", "resume", "retry", "cancel"]) {
+      for (const action of ["pause", "resume", "retry", "cancel", "pin", "unpin"]) {
         expect(await w.page.locator(`button[data-action=${action}]`).isDisabled(), action).toBe(true);
       }
       expect(await w.page.locator("form.config-form button[type=submit]").isDisabled()).toBe(true);
       expect(await w.page.locator(".controls .hint").textContent()).toContain("Read-only");
       await w.page.locator(".summary").screenshot({ path: `${ARTIFACTS}/readonly-summary.png` });
+      await expectClean(w);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  it("pins the rate and batch size, shows the closed loop's figures, and unpins", async () => {
+    try {
+      const w = await open(`${server.origin}/ops/#/b/orders`);
+      await poll(() => w.page.locator(".detail-head .state").textContent()).toBe("running");
+      expect(await w.page.locator('[data-item="Closed loop"]').isHidden()).toBe(true);
+      expect(await w.page.locator("button[data-action=unpin]").isDisabled()).toBe(true);
+      await w.page.fill("input[name=pinRate]", "3");
+      await w.page.fill("input[name=pinBatchSize]", "500");
+      await w.page.click("button[data-action=pin]");
+      await poll(() => w.page.locator('[data-item="Pinned"] dd').textContent()).toBe("rate 3/s · batch size 500");
+      expect(await w.page.locator('[data-item="Closed loop"] dd').textContent()).toContain("rate pinned at 3/s; batch size pinned at 500");
+      expect(await w.page.locator('[data-item="Closed loop"] dd').textContent()).toContain("batch 500 pinned (set 1,000)");
+      expect(await w.page.locator('[data-item="Health"] dd').textContent()).toBe("clear: no indicator said slow or stop");
+      expect(await w.page.locator('[data-item="Rate"] dd').textContent()).toMatch(/^in force 3\/s × 500 = 1,500 ids\/s \(set (6|10)\/s × 1,000\)/);
+      expect((await spreader.status("orders")).control?.pins).toEqual({ perSecond: 3, batchSize: 500 });
+      await w.page.fill("input[name=pinRate]", "");
+      await w.page.fill("input[name=pinBatchSize]", "");
+      await w.page.click("button[data-action=unpin]");
+      await poll(() => w.page.locator('[data-item="Pinned"]').isHidden()).toBe(true);
+      expect((await spreader.status("orders")).control?.pins).toEqual({ perSecond: null, batchSize: null });
       await expectClean(w);
     } finally {
       await closeAll();
