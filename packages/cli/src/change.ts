@@ -182,7 +182,8 @@ export const configSet: Command = async (context) => {
   const proposed = validateConfig({ ...before, ...patch });
   // A dry run refuses what updateConfig would (a deadline the configured rates cannot meet), and says so the same way.
   const deadline = await deadlineCheck(context, current, proposed, patch);
-  if (dryRun && deadline && !deadline.feasible && deadline.finishBy > Date.now()) {
+  // A deadline already passed counts too: core refuses a rate change under it until finishBy is cleared.
+  if (dryRun && deadline && !deadline.feasible) {
     throw new CliError(EXIT.USAGE, `${deadlineRefusal(proposed, deadline)}; nothing was changed`);
   }
   const after = dryRun ? proposed : await spreader.updateConfig(name, patch, changeOptions(context));
