@@ -153,6 +153,8 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
   const isolation = isPglite(options.db) ? undefined : ({ isolationLevel: "read committed" } as const);
   const transaction = <R>(work: (tx: SqlDatabase) => Promise<R>): Promise<R> => db.transaction(work, isolation);
 
+  /** An entry's columns, read back exactly (see `toEntry`). */
+  const entryColumns = sql`${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c`;
   const run = (name: string, runId: string): SQL => sql`name = ${name} AND run_id = ${runId}`;
   const entryIs = (e: RangeEntry): SQL => sql`(begin_id = ${f.id(e.beginId)} AND end_id = ${f.id(e.endId)} AND cycle = ${e.cycle})`;
   const anyEntry = (entries: readonly RangeEntry[]): SQL => sql`(${sql.join(entries.map(entryIs), sql` OR `)})`;
@@ -171,6 +173,10 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     }
     return count(rows[0]?.cf);
   }
+
+  /** `body` in a transaction holding the run's row lock, given the run's consecutive-failure count. */
+  const locked = <R>(operation: string, name: string, runId: string, body: (tx: SqlDatabase, failures: number) => Promise<R>): Promise<R> =>
+    op(operation, () => transaction(async (tx) => body(tx, await lockRun(tx, name, runId))));
 
   /** The ledger member at or below `beginId`, or null. */
   const predecessor = (name: string, runId: string, beginId: bigint, tag: SQL = sql`'p'`): SQL =>
@@ -268,8 +274,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
 
   const transactions: RangeTransactions<TransactionOf<TDb>> = {
     async runRange(name, runId, entry, work, at): Promise<RangeRun> {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkEntry(entry);
       if (typeof work !== "function") throw invalidOption("work", `must be a function (tx) => Promise<BatchTiming>, got ${describeValue(work)}`);
       if (typeof at !== "function") throw invalidOption("at", `must be a function returning epoch ms, got ${describeValue(at)}`);
@@ -320,8 +325,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async readForStart(name, runId, at) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkTime(at, "at");
       return op("readForStart", async () => {
         if (dialect === "pg") {
@@ -351,8 +355,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async setStartRate(name, runId, perSecond, burst, at) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkStartRate(perSecond, burst);
       checkTime(at, "at");
       await op("setStartRate", () =>
@@ -465,8 +468,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async markDone(name, runId, entry, at, timing) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkEntry(entry);
       checkTime(at, "at");
       if (timing !== undefined) checkTiming(timing);
@@ -474,8 +476,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async listDone(name, runId) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       return op("listDone", async () => {
         const { rows } = await execute(
           db,
@@ -486,39 +487,34 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async addDeferred(name, runId, entry) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkEntry(entry);
-      await op("addDeferred", () =>
-        transaction(async (tx) => {
-          await lockRun(tx, name, runId);
-          const { rows } = await execute(
-            tx,
-            sql`(SELECT 'd' AS k FROM ${T.deferred} WHERE ${run(name, runId)} AND ${entryIs(entry)})
-              UNION ALL (SELECT 'o' FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(entry)})`,
+      await locked("addDeferred", name, runId, async (tx) => {
+        const { rows } = await execute(
+          tx,
+          sql`(SELECT 'd' AS k FROM ${T.deferred} WHERE ${run(name, runId)} AND ${entryIs(entry)})
+            UNION ALL (SELECT 'o' FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(entry)})`,
+        );
+        const kinds = new Set(rows.map((r) => r.k));
+        const writes: SQL[] = [];
+        if (kinds.has("o")) writes.push(sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(entry)}`);
+        if (!kinds.has("d")) {
+          writes.push(
+            sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${entryValues(name, runId, entry)}`,
+            sql`UPDATE ${T.runs} SET batches_deferred = batches_deferred + 1 WHERE ${run(name, runId)}`,
           );
-          const kinds = new Set(rows.map((r) => r.k));
-          const writes: SQL[] = [];
-          if (kinds.has("o")) writes.push(sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(entry)}`);
-          if (!kinds.has("d")) {
-            writes.push(
-              sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${entryValues(name, runId, entry)}`,
-              sql`UPDATE ${T.runs} SET batches_deferred = batches_deferred + 1 WHERE ${run(name, runId)}`,
-            );
-          }
-          await writeAll(tx, dialect, writes);
-        }),
-      );
+        }
+        await writeAll(tx, dialect, writes);
+      });
     },
 
     async listDeferred(name, runId, limit) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkLimit(limit);
       return op("listDeferred", async () => {
         const { rows } = await execute(
           db,
-          sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c FROM ${T.deferred} WHERE ${run(name, runId)}
+          sql`SELECT ${entryColumns} FROM ${T.deferred} WHERE ${run(name, runId)}
             ORDER BY end_id DESC, cycle ASC, begin_id DESC LIMIT ${sql.raw(String(limit))}`,
         );
         return rows.map(toEntry);
@@ -526,8 +522,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async removeDeferred(name, runId, entries) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkList(entries);
       if (entries.length === 0) return;
       await op("removeDeferred", async () => {
@@ -536,61 +531,53 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async addFailed(name, runId, failure) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkFailed(failure);
-      await op("addFailed", () =>
-        transaction(async (tx) => {
-          await lockRun(tx, name, runId);
-          await writeAll(tx, dialect, [
-            sql`${f.insertInto(T.failed)} (name, run_id, begin_id, end_id, cycle, error, error_name, attempts, at)
-              VALUES (${name}, ${runId}, ${f.id(failure.beginId)}, ${f.id(failure.endId)}, ${failure.cycle}, ${failure.error}, ${failure.errorName},
-                ${failure.attempts}, ${f.double(failure.at)})
-              ${f.onConflict(
-                "name, run_id, begin_id, end_id",
-                sql`cycle = ${f.excluded("cycle")}, error = ${f.excluded("error")}, error_name = ${f.excluded("error_name")},
-                  attempts = ${f.excluded("attempts")}, at = ${f.excluded("at")}`,
-              )}`,
-            sql`UPDATE ${T.runs} SET batches_failed = batches_failed + 1 WHERE ${run(name, runId)}`,
-            sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(failure)}`,
-          ]);
-        }),
-      );
+      await locked("addFailed", name, runId, async (tx) => {
+        await writeAll(tx, dialect, [
+          sql`${f.insertInto(T.failed)} (name, run_id, begin_id, end_id, cycle, error, error_name, attempts, at)
+            VALUES (${name}, ${runId}, ${f.id(failure.beginId)}, ${f.id(failure.endId)}, ${failure.cycle}, ${failure.error}, ${failure.errorName},
+              ${failure.attempts}, ${f.double(failure.at)})
+            ${f.onConflict(
+              "name, run_id, begin_id, end_id",
+              sql`cycle = ${f.excluded("cycle")}, error = ${f.excluded("error")}, error_name = ${f.excluded("error_name")},
+                attempts = ${f.excluded("attempts")}, at = ${f.excluded("at")}`,
+            )}`,
+          sql`UPDATE ${T.runs} SET batches_failed = batches_failed + 1 WHERE ${run(name, runId)}`,
+          sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(failure)}`,
+        ]);
+      });
     },
 
     async recordFailure(name, runId, at): Promise<FailureCounts> {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkTime(at, "at");
-      return op("recordFailure", () =>
-        transaction(async (tx) => {
-          const consecutive = (await lockRun(tx, name, runId)) + 1;
-          const minute = Math.floor(at / 60_000) * 60_000;
-          const { rows } = await execute(
-            tx,
-            sql`SELECT minute, ${f.text(sql`batches`)} AS b, ${f.text(sql`failures`)} AS fl FROM ${T.minutes}
-              WHERE ${run(name, runId)} AND minute IN (${f.double(minute)}, ${f.double(minute - 60_000)})`,
-          );
-          const writes = [
-            sql`UPDATE ${T.runs} SET consecutive_failures = consecutive_failures + 1 WHERE ${run(name, runId)}`,
-            minuteUpsert(name, runId, minute, 0n, 0, 1),
-          ];
-          if (!rows.some((r) => Number(r.minute) === minute)) writes.push(prune(name, runId, minute));
-          await writeAll(tx, dialect, writes);
-          let recentFailures = 1;
-          let recentDone = 0;
-          for (const r of rows) {
-            recentFailures += count(r.fl);
-            recentDone += count(r.b);
-          }
-          return { consecutive, recentFailures, recentDone };
-        }),
-      );
+      return locked("recordFailure", name, runId, async (tx, failures) => {
+        const consecutive = failures + 1;
+        const minute = Math.floor(at / 60_000) * 60_000;
+        const { rows } = await execute(
+          tx,
+          sql`SELECT minute, ${f.text(sql`batches`)} AS b, ${f.text(sql`failures`)} AS fl FROM ${T.minutes}
+            WHERE ${run(name, runId)} AND minute IN (${f.double(minute)}, ${f.double(minute - 60_000)})`,
+        );
+        const writes = [
+          sql`UPDATE ${T.runs} SET consecutive_failures = consecutive_failures + 1 WHERE ${run(name, runId)}`,
+          minuteUpsert(name, runId, minute, 0n, 0, 1),
+        ];
+        if (!rows.some((r) => Number(r.minute) === minute)) writes.push(prune(name, runId, minute));
+        await writeAll(tx, dialect, writes);
+        let recentFailures = 1;
+        let recentDone = 0;
+        for (const r of rows) {
+          recentFailures += count(r.fl);
+          recentDone += count(r.b);
+        }
+        return { consecutive, recentFailures, recentDone };
+      });
     },
 
     async addOutstanding(name, runId, entries) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkList(entries, true);
       if (entries.length === 0) return;
       await op("addOutstanding", async () => {
@@ -607,14 +594,13 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async listOutstanding(name, runId, dueBefore, limit) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkTime(dueBefore, "dueBefore");
       checkLimit(limit);
       return op("listOutstanding", async () => {
         const { rows } = await execute(
           db,
-          sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c, check_at FROM ${T.outstanding}
+          sql`SELECT ${entryColumns}, check_at FROM ${T.outstanding}
             WHERE ${run(name, runId)} AND check_at <= ${f.double(dueBefore)} ORDER BY check_at ASC, end_id DESC, cycle ASC LIMIT ${sql.raw(String(limit))}`,
         );
         return rows.map((r): OutstandingEntry => ({ ...toEntry(r), checkAt: Number(r.check_at) }));
@@ -622,8 +608,7 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async touchOutstanding(name, runId, entries, checkAt) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkList(entries);
       checkTime(checkAt, "checkAt");
       if (entries.length === 0) return;
@@ -635,74 +620,69 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async reclaimOutstanding(name, runId, entries): Promise<RangeEntry[]> {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkList(entries);
       if (entries.length === 0) return [];
       const unique = dedupe(entries);
-      return op("reclaimOutstanding", () =>
-        transaction(async (tx) => {
-          await lockRun(tx, name, runId);
-          const present = new Set<string>();
-          for (const part of chunks(unique)) {
-            const { rows } = await execute(
-              tx,
-              sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c FROM ${T.outstanding}
-                WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
-            );
-            for (const r of rows) present.add(entryKey(toEntry(r)));
+      return locked("reclaimOutstanding", name, runId, async (tx) => {
+        const present = new Set<string>();
+        for (const part of chunks(unique)) {
+          const { rows } = await execute(
+            tx,
+            sql`SELECT ${entryColumns} FROM ${T.outstanding}
+              WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
+          );
+          for (const r of rows) present.add(entryKey(toEntry(r)));
+        }
+        const reclaimed = unique.filter((e) => present.has(entryKey(e)));
+        if (reclaimed.length === 0) return [];
+        // Each entry's ledger predecessor, the only member that can cover it.
+        const covered = new Set<number>();
+        const deferred = new Set<string>();
+        for (const [c, part] of chunks(reclaimed).entries()) {
+          const { rows } = await execute(
+            tx,
+            sql.join(
+              part.map((e, i) => predecessor(name, runId, e.beginId, sql.raw(`'${c * CHUNK + i}'`))),
+              sql` UNION ALL `,
+            ),
+          );
+          for (const r of rows) {
+            const i = Number(r.k);
+            if (BigInt(text(r.e)) >= (reclaimed[i] as RangeEntry).endId) covered.add(i);
           }
-          const reclaimed = unique.filter((e) => present.has(entryKey(e)));
-          if (reclaimed.length === 0) return [];
-          // Each entry's ledger predecessor, the only member that can cover it.
-          const covered = new Set<number>();
-          const deferred = new Set<string>();
-          for (const [c, part] of chunks(reclaimed).entries()) {
-            const { rows } = await execute(
-              tx,
-              sql.join(
-                part.map((e, i) => predecessor(name, runId, e.beginId, sql.raw(`'${c * CHUNK + i}'`))),
-                sql` UNION ALL `,
-              ),
-            );
-            for (const r of rows) {
-              const i = Number(r.k);
-              if (BigInt(text(r.e)) >= (reclaimed[i] as RangeEntry).endId) covered.add(i);
-            }
-            const known = await execute(
-              tx,
-              sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c FROM ${T.deferred}
-                WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
-            );
-            for (const r of known.rows) deferred.add(entryKey(toEntry(r)));
-          }
-          const moved = reclaimed.filter((_, i) => !covered.has(i)).map(({ beginId, endId, cycle }) => ({ beginId, endId, cycle }));
-          const added = moved.filter((e) => !deferred.has(entryKey(e)));
-          const writes: SQL[] = chunks(reclaimed).map((part) => sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${anyEntry(part)}`);
-          for (const part of chunks(added)) {
-            writes.push(
-              sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${sql.join(part.map((e) => entryValues(name, runId, e)), sql`, `)}`,
-            );
-          }
-          if (moved.length > 0) {
-            writes.push(
-              sql`UPDATE ${T.runs} SET batches_lost = batches_lost + ${moved.length}, batches_deferred = batches_deferred + ${added.length} WHERE ${run(name, runId)}`,
-            );
-          }
-          await writeAll(tx, dialect, writes);
-          return moved;
-        }),
-      );
+          const known = await execute(
+            tx,
+            sql`SELECT ${entryColumns} FROM ${T.deferred}
+              WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
+          );
+          for (const r of known.rows) deferred.add(entryKey(toEntry(r)));
+        }
+        const moved = reclaimed.filter((_, i) => !covered.has(i)).map(({ beginId, endId, cycle }) => ({ beginId, endId, cycle }));
+        const added = moved.filter((e) => !deferred.has(entryKey(e)));
+        const writes: SQL[] = chunks(reclaimed).map((part) => sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${anyEntry(part)}`);
+        for (const part of chunks(added)) {
+          writes.push(
+            sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${sql.join(part.map((e) => entryValues(name, runId, e)), sql`, `)}`,
+          );
+        }
+        if (moved.length > 0) {
+          writes.push(
+            sql`UPDATE ${T.runs} SET batches_lost = batches_lost + ${moved.length}, batches_deferred = batches_deferred + ${added.length} WHERE ${run(name, runId)}`,
+          );
+        }
+        await writeAll(tx, dialect, writes);
+        return moved;
+      });
     },
 
     async listFailed(name, runId, limit) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       checkLimit(limit);
       return op("listFailed", async () => {
         const { rows } = await execute(
           db,
-          sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c, error, error_name, ${f.text(sql`attempts`)} AS attempts, at
+          sql`SELECT ${entryColumns}, error, error_name, ${f.text(sql`attempts`)} AS attempts, at
             FROM ${T.failed} WHERE ${run(name, runId)} ORDER BY end_id DESC, cycle ASC LIMIT ${sql.raw(String(limit))}`,
         );
         return rows.map(
@@ -712,44 +692,39 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     },
 
     async requeueFailed(name, runId, since) {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       if (since !== undefined) checkTime(since, "since");
-      return op("requeueFailed", () =>
-        transaction(async (tx) => {
-          await lockRun(tx, name, runId);
-          const which = since === undefined ? sql`${run(name, runId)}` : sql`${run(name, runId)} AND at >= ${f.double(since)}`;
-          const { rows } = await execute(
+      return locked("requeueFailed", name, runId, async (tx) => {
+        const which = since === undefined ? sql`${run(name, runId)}` : sql`${run(name, runId)} AND at >= ${f.double(since)}`;
+        const { rows } = await execute(
+          tx,
+          sql`SELECT ${entryColumns} FROM ${T.failed} WHERE ${which}`,
+        );
+        if (rows.length === 0) return 0;
+        const failed = rows.map(toEntry);
+        const known = new Set<string>();
+        for (const part of chunks(failed)) {
+          const r = await execute(
             tx,
-            sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c FROM ${T.failed} WHERE ${which}`,
+            sql`SELECT ${entryColumns} FROM ${T.deferred}
+              WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
           );
-          if (rows.length === 0) return 0;
-          const failed = rows.map(toEntry);
-          const known = new Set<string>();
-          for (const part of chunks(failed)) {
-            const r = await execute(
-              tx,
-              sql`SELECT ${f.text(sql`begin_id`)} AS b, ${f.text(sql`end_id`)} AS e, ${f.text(sql`cycle`)} AS c FROM ${T.deferred}
-                WHERE ${run(name, runId)} AND ${anyEntry(part)}`,
-            );
-            for (const row of r.rows) known.add(entryKey(toEntry(row)));
-          }
-          const added = failed.filter((e) => !known.has(entryKey(e)));
-          const writes: SQL[] = chunks(added).map(
-            (part) => sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${sql.join(part.map((e) => entryValues(name, runId, e)), sql`, `)}`,
-          );
-          // The run is locked: the rows this condition matches now are the ones just read.
-          writes.push(sql`DELETE FROM ${T.failed} WHERE ${which}`);
-          if (added.length > 0) writes.push(sql`UPDATE ${T.runs} SET batches_deferred = batches_deferred + ${added.length} WHERE ${run(name, runId)}`);
-          await writeAll(tx, dialect, writes);
-          return failed.length;
-        }),
-      );
+          for (const row of r.rows) known.add(entryKey(toEntry(row)));
+        }
+        const added = failed.filter((e) => !known.has(entryKey(e)));
+        const writes: SQL[] = chunks(added).map(
+          (part) => sql`INSERT INTO ${T.deferred} (name, run_id, begin_id, end_id, cycle) VALUES ${sql.join(part.map((e) => entryValues(name, runId, e)), sql`, `)}`,
+        );
+        // The run is locked: the rows this condition matches now are the ones just read.
+        writes.push(sql`DELETE FROM ${T.failed} WHERE ${which}`);
+        if (added.length > 0) writes.push(sql`UPDATE ${T.runs} SET batches_deferred = batches_deferred + ${added.length} WHERE ${run(name, runId)}`);
+        await writeAll(tx, dialect, writes);
+        return failed.length;
+      });
     },
 
     async metrics(name, runId): Promise<RunMetrics> {
-      checkName(name);
-      checkRunId(runId);
+      checkRun(name, runId);
       return op("metrics", async () => {
         // One statement, so counters and buckets come from one snapshot.
         const { rows } = await execute(
@@ -796,6 +771,11 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
   function transactionDefault<R>(work: (tx: SqlDatabase) => Promise<R>): Promise<R> {
     return db.transaction(work);
   }
+}
+
+function checkRun(name: string, runId: string): void {
+  checkName(name);
+  checkRunId(runId);
 }
 
 function isPglite(db: object): boolean {

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCHEMA_VERSION, createDrizzleStateStore, migrateStateStore } from "../src/index.js";
 import { KIT_NAMES, OPENERS, randomName, type Kit, type KitName } from "./kits.js";
@@ -27,6 +28,9 @@ async function snapshot(kit: Kit, prefix: string): Promise<unknown> {
   const version = await kit.query(`SELECT id, version FROM ${prefix}schema`);
   return { columns: columns.map((r) => Object.values(r).map(String).join(" ")), version: version.map((r) => `${r.id}:${r.version}`) };
 }
+
+/** What the tests do with the transaction a store hands to work. */
+type Exec = { execute(query: SQL): PromiseLike<unknown> };
 
 const prefix = (): string => `${randomName("t")}_`;
 
@@ -99,7 +103,7 @@ for (const name of KIT_NAMES) {
         const entry = { beginId: 1n, endId: 10n, cycle: 0 };
         await s.addOutstanding(bf, "r", [{ ...entry, checkAt: 1 }]);
         await s.recordFailure(bf, "r", 1_000);
-        const first = await s.capabilities.transactions.runRange(bf, "r", entry, async (tx) => {
+        const first = await s.capabilities.transactions.runRange(bf, "r", entry, async (tx: Exec) => {
           await tx.execute(sql`INSERT INTO ${sql.identifier(items)} (id, n) VALUES (1, 1)`);
           return timing;
         }, () => 2_000);
@@ -124,7 +128,7 @@ for (const name of KIT_NAMES) {
         const bf = randomName("bf");
         const boom = new Error("handler failed");
         await expect(
-          s.capabilities.transactions.runRange(bf, "r", { beginId: 100n, endId: 110n, cycle: 0 }, async (tx) => {
+          s.capabilities.transactions.runRange(bf, "r", { beginId: 100n, endId: 110n, cycle: 0 }, async (tx: Exec) => {
             await tx.execute(sql`INSERT INTO ${sql.identifier(items)} (id, n) VALUES (100, 1)`);
             throw boom;
           }, () => 1),
@@ -132,7 +136,7 @@ for (const name of KIT_NAMES) {
         expect((await rows()).filter(([id]) => id === 100)).toEqual([]);
         expect(await s.listDone(bf, "r")).toEqual([]);
         // The claim went with the rollback: the range can run again.
-        const retry = await s.capabilities.transactions.runRange(bf, "r", { beginId: 100n, endId: 110n, cycle: 0 }, async (tx) => {
+        const retry = await s.capabilities.transactions.runRange(bf, "r", { beginId: 100n, endId: 110n, cycle: 0 }, async (tx: Exec) => {
           await tx.execute(sql`INSERT INTO ${sql.identifier(items)} (id, n) VALUES (100, 2)`);
           return timing;
         }, () => 1);
@@ -145,7 +149,7 @@ for (const name of KIT_NAMES) {
         const bf = randomName("bf");
         const entry = { beginId: 200n, endId: 210n, cycle: 0 };
         let runs = 0;
-        const work = async (tx: { execute: (q: ReturnType<typeof sql>) => PromiseLike<unknown> }) => {
+        const work = async (tx: Exec) => {
           runs += 1;
           await tx.execute(sql`INSERT INTO ${sql.identifier(items)} (id, n) VALUES (200, 1)`);
           await new Promise((r) => setTimeout(r, 150));
@@ -163,7 +167,7 @@ for (const name of KIT_NAMES) {
         const s = store();
         const bf = randomName("bf");
         const entry = { beginId: 300n, endId: 310n, cycle: 0 };
-        const result = await s.capabilities.transactions.runRange(bf, "r", entry, async (tx) => {
+        const result = await s.capabilities.transactions.runRange(bf, "r", entry, async (tx: Exec) => {
           await tx.execute(sql`INSERT INTO ${sql.identifier(items)} (id, n) VALUES (300, 1)`);
           // Another connection records the range (a plain, non-transactional delivery).
           if (name !== "pglite") await store().markDone(bf, "r", entry, 1);
