@@ -20,6 +20,7 @@ import {
   observedDiffers,
   observedOf,
   budgetPeers,
+  healthOf,
   lastTuned,
   ratesOf,
   requestJson,
@@ -170,6 +171,8 @@ export const status: Command = async (context) => {
           inForce: rates.inForce,
           observed: observed === null ? null : { idsPerSecond: observed, batchesPerSecond: observed / rates.inForce.batchSize },
         },
+    // Also without the loop: a health indicator's stop holds any run that has one.
+    health: starting ? null : healthOf(s),
     control: starting ? null : controlJson(s, extras),
     window: starting ? null : { ...window, next: window.next && { ...window.next, at: f.iso(window.next.at) } },
     eta: etaJson(eta),

@@ -314,7 +314,11 @@ export function deadlineLines(name: string, d: DeadlinePlan, config: BackfillCon
 /** What the closed loop does, for `status`: its summary, autotune, health, pins, the deadline, the shared budget and its last decision. */
 export function controlLines(s: BackfillStatus, extras: LoopExtras, now: number, pad: string): string[] {
   const c = s.control;
-  if (c === null) return [];
+  if (c === null) {
+    // Nothing steers the run, but its health indicators may still hold it: say so beside the HELD line.
+    const health = healthOf(s);
+    return health.state === "stop" ? [`  health      stop: ${health.reason} (held)`] : [];
+  }
   const { tuned, peers } = extras;
   const pins = [c.pins.perSecond === null ? "" : `rate ${f.rate(c.pins.perSecond)} batches/s`, c.pins.batchSize === null ? "" : `batch size ${f.int(c.pins.batchSize)}`].filter(Boolean);
   const budget = c.budget;

@@ -77,9 +77,12 @@ describe("status shows the closed loop", () => {
     await waitUntil("stopped to be held", async () => (await status("stopped")).status === "held", 20_000);
     const stopped = (await run(["status", "stopped", "--json"])).json();
     expect(stopped.hold).toMatchObject({ cause: "health", reason: "health: replica lag 12 s > 10 s" });
+    expect(stopped.health).toEqual({ state: "stop", reason: "replica lag 12 s > 10 s" });
+    expect(slowed.health).toEqual(slowed.control.health);
     const stopText = (await run(["status", "stopped"])).stdout;
     expect(stopText).toMatch(/^ {2}HELD {8}held since .* by the database's health: replica lag 12 s > 10 s; looked at again .*It resumes by itself once no indicator says stop/m);
     expect(stopText).not.toContain("when a probe succeeds");
+    expect(stopText).toContain("  health      stop: replica lag 12 s > 10 s (held)");
   });
 
   it("shows a shared budget: its members, their weights and this one's share", async () => {
@@ -109,6 +112,7 @@ describe("status shows the closed loop", () => {
   it("shows no loop lines for a run nothing steers", async () => {
     const s = (await run(["status", "configured", "--json"])).json();
     expect(s.control).toBeNull();
+    expect(s.health).toEqual({ state: "clear", reason: null });
     expect(s.rate.inForce).toEqual({ batchesPerSecond: 5, idsPerSecond: 50, batchSize: 10 });
     const text = (await run(["status", "configured"])).stdout;
     expect(text).toContain("  rate        configured 5 batches/s × 10 = 50 ids/s · observed");
