@@ -205,6 +205,8 @@ export async function migrateStateStore(db: unknown, options: MigrateStateStoreO
   const dialect = resolveDialect(db, options.dialect);
   const t = tables(checkTablePrefix(options.tablePrefix));
   const database = db as SqlDatabase;
+  // READ COMMITTED on PostgreSQL: a migration that waited for the lock must see the version the one before it wrote.
+  const isolation = dialect === "pg" ? ({ isolationLevel: "read committed" } as const) : undefined;
   try {
     return await database.transaction(async (tx) => {
       if (dialect === "pg") {
@@ -223,7 +225,7 @@ export async function migrateStateStore(db: unknown, options: MigrateStateStoreO
       } finally {
         await execute(tx, sql`SELECT RELEASE_LOCK(${name})`);
       }
-    });
+    }, isolation);
   } catch (error) {
     throw translate(error, "migrateStateStore");
   }
