@@ -149,6 +149,9 @@ describe("operating running backfills", () => {
     expect(paused.code).toBe(0);
     expect(paused.json()).toMatchObject({ name: "orders", previous: "running", status: "paused" });
     expect((await run(["pause", "orders"])).stdout).toContain("already paused");
+    // A worker's on-time batches go by the state it read in the last 250 ms (core's DOC_CACHE_MS): a
+    // pause from another process reaches them within that. Past it, every batch that starts sees it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     hold.release();
     hold = null;
     await waitUntil("every enqueued batch to be done, failed or deferred", async () => (await run(["status", "orders", "--json"])).json().ranges.inFlight.ranges === 0);

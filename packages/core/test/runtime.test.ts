@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createMemoryIdSource, isSuperSpreaderError, type JobOutcome } from "../src/index.js";
+import { createMemoryIdSource, createSuperSpreader, isSuperSpreaderError, type BatchJobData, type JobOutcome } from "../src/index.js";
+import { DOC_CACHE_MS } from "../src/context.js";
 import { T0, idCounter, world } from "./harness.js";
 
 const config = { batchSize: 100, duration: 10, perSecondOnPeak: 50, perSecondOffPeak: 50 };
@@ -23,6 +24,36 @@ describe("runtime", () => {
     const batches = w.batchJobs();
     expect(batches).toHaveLength(1000);
     expect(new Set(batches.map((b) => b.cycle))).toEqual(new Set([0, 1]));
+  });
+
+  it("a pause written by another process stops this worker's on-time batches within DOC_CACHE_MS", async () => {
+    const w = world();
+    const handled: bigint[] = [];
+    // 5 batches/s: slots 200 ms apart, so one falls inside the cache's age and the next ones outside it.
+    const slow = { batchSize: 10, duration: 10, perSecondOnPeak: 5, perSecondOffPeak: 5, spreadWithinSecond: true };
+    const definition = { source: createMemoryIdSource({ minId: 1, maxId: 1_000 }), config: slow, handle: async ({ beginId }: { beginId: bigint }) => void handled.push(beginId) };
+    w.spreader.define("paused-elsewhere", definition);
+    // The operator's process: the same store, its own runtime (and so its own document cache).
+    const operator = createSuperSpreader({ queue: w.queue, store: w.store, clock: w.clock });
+    operator.define("paused-elsewhere", definition);
+    await w.spreader.start("paused-elsewhere");
+    await w.run(1); // the tick plans cycle 0 (and this process remembers the running document)
+    const batches = w.batchJobs("paused-elsewhere").sort((a, b) => (a.scheduledAt ?? 0) - (b.scheduledAt ?? 0));
+    const context = { attempt: 1, maxAttempts: 3, signal: new AbortController().signal };
+    const at = (batch: BatchJobData | undefined) => batch?.scheduledAt ?? 0;
+    w.clock.set(at(batches[0]));
+    expect(await w.spreader.perform(batches[0] as BatchJobData, context)).toBe("done");
+    await operator.pause("paused-elsewhere");
+    // Within the cache's age an on-time batch may still go by the running document it read…
+    w.clock.set(Math.max(w.clock.now(), at(batches[1])));
+    expect(w.clock.now() - at(batches[0])).toBeLessThanOrEqual(DOC_CACHE_MS);
+    expect(await w.spreader.perform(batches[1] as BatchJobData, context)).toBe("done");
+    // …but past it every batch reads the state again, sees the pause and is deferred, not run.
+    const later = batches.find((b) => at(b) > at(batches[0]) + DOC_CACHE_MS && at(b) <= at(batches[0]) + 900) as BatchJobData;
+    w.clock.set(at(later));
+    expect(await w.spreader.perform(later, context)).toBe("deferred");
+    expect(handled).toEqual([BigInt(batches[0]?.beginId ?? 0), BigInt(batches[1]?.beginId ?? 0)]);
+    expect((await w.spreader.audit("paused-elsewhere")).deferred.length).toBe(1);
   });
 
   it("refuses a transactional backfill on a store without transactions, naming the field, and defines nothing", async () => {
