@@ -5,7 +5,7 @@
  * never a skip: `npm test` installs them first (scripts/ensure-servers.sh).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, chownSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, chownSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,9 +135,13 @@ export async function startMariaDB(): Promise<RunningServer> {
   const client = requireBinary("mariadb", "mariadb-client");
   const dir = mkdtempSync(join(tmpdir(), "ss-maria-"));
   const port = await freePort();
+  // A temporary directory of its own: with the shared /tmp, two installs at once (or a cleanup of /tmp)
+  // can take the bootstrap's temporary tables away ("Unknown table 'mysql.tmp_user_sys'").
+  const tmp = join(dir, "tmp");
+  mkdirSync(tmp);
   execFileSync(
     installDb,
-    ["--user=root", `--datadir=${join(dir, "data")}`, "--auth-root-authentication-method=normal", "--skip-test-db"],
+    ["--user=root", `--datadir=${join(dir, "data")}`, "--auth-root-authentication-method=normal", "--skip-test-db", `--tmpdir=${tmp}`],
     { stdio: "pipe" },
   );
   const child = spawn(
@@ -150,6 +154,7 @@ export async function startMariaDB(): Promise<RunningServer> {
       "--bind-address=127.0.0.1",
       `--socket=${join(dir, "sock")}`,
       `--pid-file=${join(dir, "pid")}`,
+      `--tmpdir=${tmp}`,
       "--innodb-flush-log-at-trx-commit=0",
       "--skip-log-bin",
       "--max-connections=300",
