@@ -43,8 +43,16 @@ export interface StartAndVerifyOptions {
   phases: Record<string, number>;
   /** @default 2000 */
   logEveryMs?: number | undefined;
-  /** Stops watching early; the run is then cancelled and its partial work verified. */
+  /** Stops watching early; the run is then cancelled (or paused, see `onInterrupt`) and its partial work verified. */
   signal?: AbortSignal | undefined;
+  /** What `signal` does to the run: cancel it, or pause it so that a later process can resume it. @default "cancel" */
+  onInterrupt?: "cancel" | "pause";
+  /**
+   * Continue the run already stored instead of starting one: a paused run is resumed, ranges whose jobs
+   * were lost with a previous process's queue are found by `repair()` and queued again, and the tick
+   * chain is revived by `start()`. A completed run is only verified. @default false
+   */
+  resume?: boolean;
 }
 
 /** A run's outcome before the caller adds what only it knows (wall time, per-worker counts). */
@@ -62,7 +70,21 @@ export type RunOutcome = Omit<BackfillSummary, "wallMs" | "rowsWritten" | "repea
 export async function startAndVerify(options: StartAndVerifyOptions): Promise<RunOutcome> {
   const { spreader, db, table, settings, output, phases, signal } = options;
   const { begun, final } = await timed(phases, "backfill", async () => {
-    const begun = await spreader.start(BACKFILL_NAME);
+    let begun: BackfillStatus;
+    if (options.resume === true) {
+      const stored = await spreader.status(BACKFILL_NAME);
+      if (stored.status === "completed") {
+        output.write(`Backfill "${stored.name}" had already completed; verifying it\n`);
+        return { begun: stored, final: stored };
+      }
+      if (stored.status === "paused") await spreader.resume(BACKFILL_NAME, { actor: "example", reason: "demo resumed" });
+      const repaired = await spreader.repair(BACKFILL_NAME, { actor: "example", reason: "demo resumed: its queue was in memory" });
+      begun = await spreader.start(BACKFILL_NAME);
+      output.write(
+        `Resuming "${begun.name}" at ${formatCount(Number(begun.progress.idsDone))} of ${formatCount(Number(begun.progress.idsTotal))} ids; ` +
+          `${formatCount(repaired.requeued)} range${repaired.requeued === 1 ? "" : "s"} lost with the previous queue queued again\n`,
+      );
+    } else begun = await spreader.start(BACKFILL_NAME);
     output.write(describePlan(settings, begun));
     const watched = await watchBackfill({
       spreader,
@@ -74,7 +96,14 @@ export async function startAndVerify(options: StartAndVerifyOptions): Promise<Ru
       ...(signal === undefined ? {} : { signal }),
     });
     const running = watched.status === "running" || watched.status === "paused";
-    const final = running ? await spreader.cancel(BACKFILL_NAME, { actor: "example", reason: "interrupted" }) : watched;
+    const interrupted = { actor: "example", reason: "interrupted" };
+    const final = !running
+      ? watched
+      : options.onInterrupt === "pause" && watched.status === "running"
+        ? await spreader.pause(BACKFILL_NAME, interrupted)
+        : options.onInterrupt === "pause"
+          ? watched
+          : await spreader.cancel(BACKFILL_NAME, interrupted);
     return { begun, final };
   });
   const { audit, check } = await timed(phases, "verify", async () => ({

@@ -21,10 +21,19 @@ export interface ExampleSettings {
   concurrency: number;
   /** Worker processes (real example only). */
   workers: number;
+  /**
+   * Where the demo keeps the backfill's state (demo only): `"memory"` is gone when the demo exits;
+   * `"pglite"` is kept in the demo's PGlite database directory, so `resume` continues an interrupted run.
+   */
+  store: "memory" | "pglite";
+  /** The PGlite database directory with store "pglite" (demo only), or null for the default. */
+  dataDir: string | null;
+  /** Continue the run an interrupted demo left in its data directory (demo only; store "pglite"). */
+  resume: boolean;
 }
 
 /** An example's defaults: its settings, with one rate for on and off peak. */
-export type ExampleDefaults = Omit<ExampleSettings, "peak" | "perSecondOnPeak" | "perSecondOffPeak"> & { perSecond: number };
+export type ExampleDefaults = Omit<ExampleSettings, "peak" | "perSecondOnPeak" | "perSecondOffPeak" | "store" | "dataDir" | "resume"> & { perSecond: number };
 
 /** Options both examples' run functions take; settings left out take the example's defaults. */
 export interface ExampleOptions {
@@ -74,6 +83,9 @@ export function resolveSettings(options: ExampleOptions & { workers?: number }, 
     duration: options.duration ?? defaults.duration,
     concurrency: options.concurrency ?? defaults.concurrency,
     workers: options.workers ?? defaults.workers,
+    store: "memory",
+    dataDir: null,
+    resume: false,
   };
   for (const field of ["rows", "concurrency", "workers"] as const) {
     const value = settings[field];
@@ -94,6 +106,8 @@ export interface FlagSpec {
   readonly defaults: ExampleDefaults;
   /** Whether `--workers` exists. */
   readonly workers: boolean;
+  /** Whether `--store`, `--data-dir` and `--resume` exist (the demo's state kept across restarts). @default false */
+  readonly persistence?: boolean;
   /** Example invocations (flags only) with a comment each, for `--help`. */
   readonly examples: ReadonlyArray<readonly [flags: string, comment: string]>;
   /** Extra paragraphs for `--help` (environment variables, …). */
@@ -113,6 +127,9 @@ const OPTIONS = {
   duration: { type: "string" },
   concurrency: { type: "string" },
   workers: { type: "string" },
+  store: { type: "string" },
+  "data-dir": { type: "string" },
+  resume: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -211,6 +228,15 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
   }
   if (values.help) return { help: true, text: helpText(spec) };
   if (!spec.workers && values.workers !== undefined) throw flagError("--workers", "only exists in the real example");
+  for (const flag of ["store", "data-dir", "resume"] as const) {
+    if (spec.persistence !== true && values[flag] !== undefined) throw flagError(`--${flag}`, "only exists in the demo");
+  }
+  const store = values.store ?? "memory";
+  if (store !== "memory" && store !== "pglite") throw flagError("--store", `must be "memory" or "pglite", got ${JSON.stringify(store)}`);
+  if (store !== "pglite") {
+    if (values.resume !== undefined) throw flagError("--resume", 'needs --store pglite: the memory store keeps nothing to resume');
+    if (values["data-dir"] !== undefined) throw flagError("--data-dir", "needs --store pglite");
+  }
   const read = <T>(name: keyof typeof OPTIONS, fallback: T, parse: (flag: string, raw: string) => T): T => {
     const raw = values[name];
     return typeof raw === "string" ? parse(`--${name}`, raw) : fallback;
@@ -228,6 +254,9 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
     duration: read("duration", d.duration, (flag, raw) => decimal(flag, raw, "a number of seconds > 0 such as 2 or 0.5")),
     concurrency: read("concurrency", d.concurrency, whole(1, 64)),
     workers: read("workers", d.workers, whole(1, 32)),
+    store,
+    dataDir: typeof values["data-dir"] === "string" ? values["data-dir"] : null,
+    resume: values.resume === true,
   };
   if (settings.perSecondOnPeak === 0 && settings.perSecondOffPeak === 0) {
     const flag = ["per-second-on-peak", "per-second-off-peak"].find((name) => values[name as keyof typeof OPTIONS] !== undefined) ?? "per-second";
@@ -262,6 +291,14 @@ export function helpText(spec: FlagSpec): string {
     `  --duration S              seconds per scheduler cycle (default ${d.duration})`,
     `  --concurrency N           batches processed at once${spec.workers ? " per worker process" : ""} (default ${d.concurrency})`,
     ...(spec.workers ? [`  --workers N               worker processes (default ${d.workers})`] : []),
+    ...(spec.persistence === true
+      ? [
+          "  --store memory|pglite     where the backfill's state lives: memory (default; gone at exit) or the demo's",
+          "                            PGlite database on disk, so an interrupted demo can be continued",
+          "  --data-dir DIR            the PGlite database directory with --store pglite (default .superspreader-demo)",
+          "  --resume                  continue the run an interrupted demo left in --data-dir (with --store pglite)",
+        ]
+      : []),
     "  -h, --help                this text",
     "",
     "Examples:",

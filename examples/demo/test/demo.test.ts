@@ -1,4 +1,7 @@
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -64,6 +67,52 @@ describe("runDemo", () => {
     expect(summary).toMatchObject({ verified: false, interrupted: true, status: "cancelled" });
     expect(summary.gaps.length).toBeGreaterThan(0);
   }, 120_000);
+
+  it("with --store pglite, an interrupted demo is paused on disk and --resume finishes it without redoing done rows", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ss-demo-"));
+    try {
+      const controller = new AbortController();
+      let lines = 0;
+      const first = capture();
+      const output = {
+        write: (text: string) => {
+          first.write(text);
+          // Stop after the run has done some batches: a progress line past 0%.
+          if (text.startsWith("[demo]") && !text.startsWith("[demo]   0.0%") && ++lines >= 1) controller.abort();
+        },
+      };
+      const settings = { rows: 20_000, batchSize: 500, perSecond: 10, duration: 1, concurrency: 2, progress: "lines" as const, logEveryMs: 300 };
+      const stopped = await runDemo({ ...settings, store: "pglite", dataDir, output, signal: controller.signal });
+      expect(stopped).toMatchObject({ interrupted: true, status: "paused", verified: false });
+      expect(first.text()).toContain(`continue it with --store pglite --resume`);
+      const doneBefore = stopped.batches;
+      expect(doneBefore).toBeGreaterThan(0);
+      expect(doneBefore).toBeLessThan(40);
+
+      // A new process: another PGlite on the same directory, the in-memory queue empty.
+      const second = capture();
+      const resumed = await runDemo({ store: "pglite", dataDir, resume: true, output: second, progress: "lines", concurrency: 2 });
+      expect(resumed).toMatchObject({ verified: true, status: "completed", rows: 20_000, wrongRows: 0, gaps: [], batches: 40 });
+      // Rows the first process finished are not written again: only the rest are.
+      expect(resumed.rowsWritten).toBeLessThanOrEqual(20_000 - doneBefore * 500 + 2 * 500);
+      expect(resumed.rowsWritten).toBeGreaterThanOrEqual(20_000 - doneBefore * 500 - 2 * 500);
+      expect(second.text()).toContain("Resuming the demo kept in");
+      expect(second.text()).toMatch(/Resuming "normalise-emails" at [\d,]+ of 20,000 ids/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it("refuses --resume without a stored demo, and without the pglite store", async () => {
+    const output = capture();
+    const missing = join(tmpdir(), `ss-demo-missing-${process.pid}`);
+    await expect(runDemo({ store: "pglite", dataDir: missing, resume: true, output })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "dataDir" });
+    await expect(runDemo({ resume: true, output })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "resume" });
+    expect(() => parseFlags(["--resume"], DEMO_FLAGS)).toThrow(/--resume needs --store pglite/);
+    expect(() => parseFlags(["--store", "redis"], DEMO_FLAGS)).toThrow(/--store must be "memory" or "pglite", got "redis"/);
+    expect(parseFlags(["--store", "pglite", "--resume", "--data-dir", "/tmp/x"], DEMO_FLAGS)).toMatchObject({ help: false, settings: { store: "pglite", resume: true, dataDir: "/tmp/x" } });
+    expect(output.text()).toBe("");
+  });
 
   it("rejects bad options before creating anything", async () => {
     const output = capture();
@@ -159,6 +208,9 @@ describe("flags", () => {
       duration: 2,
       concurrency: 2,
       workers: 1,
+      store: "memory",
+      dataDir: null,
+      resume: false,
     });
   });
 
@@ -175,6 +227,9 @@ describe("flags", () => {
       duration: 0.5,
       concurrency: 4,
       workers: 1,
+      store: "memory",
+      dataDir: null,
+      resume: false,
     });
     expect(parse("--peak", "Europe/Paris Mon-Fri 9-12; Sat,Sun 22-6").peak).toEqual({
       timezone: "Europe/Paris",
