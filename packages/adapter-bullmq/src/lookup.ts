@@ -46,6 +46,33 @@ end
 return states
 `;
 
+/**
+ * What the adapter reads about jobs itself, on either backend: BullMQ's API has no bulk
+ * existence check and no bulk state lookup.
+ */
+export interface JobReads {
+  /** How many of these distinct ids have a job in any state BullMQ retains. */
+  presentCount(ids: readonly string[]): Promise<number>;
+  /** `JobQueue.lookup`: one round trip that sees one instant. */
+  lookup(ids: readonly string[]): Promise<JobState[]>;
+  /** Resolves once the reads (and BullMQ's own commands) can work; rejects saying what to do otherwise. */
+  ready(): Promise<void>;
+}
+
+/**
+ * {@link JobReads} on Redis. `presentCount` is one multi-key `EXISTS`, so a chunk costs one
+ * command, not one per job (EXISTS counts a repeated key twice, hence distinct ids). On Redis
+ * Cluster every key of a queue shares one slot (BullMQ requires the hash tag), so the command
+ * never spans slots.
+ */
+export function redisJobReads(connection: Redis | Cluster, toKey: KeyOf): JobReads {
+  return {
+    presentCount: async (ids) => Number(await connection.exists(...ids.map((id) => toKey(id)))),
+    lookup: (ids) => lookupJobs(connection, toKey, ids),
+    ready: () => Promise.resolve(),
+  };
+}
+
 /** Ids per script call: bounds how long one call blocks Redis; the calls share one pipeline. */
 const IDS_PER_SCRIPT = 1_000;
 

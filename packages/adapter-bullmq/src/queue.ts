@@ -1,13 +1,16 @@
 import { SuperSpreaderError } from "@superspreader/core";
 import type { EnqueueResult, JobQueue, JobState, QueueCounts, QueueJob } from "@superspreader/core";
 import { assertValidJob, describeValue, functionOption, invalidOption, wholeNumberOption } from "@superspreader/core/adapter";
-import { Queue } from "bullmq";
-import type { JobsOptions, KeepJobs } from "bullmq";
+import { DEFAULT_SCHEMA, Queue, createPostgresBackend } from "bullmq";
+import type { JobsOptions, KeepJobs, PgPool } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
 import { backoffOption } from "./backoff.js";
 import type { BullMQBackoff } from "./backoff.js";
-import { lookupJobs } from "./lookup.js";
-import { connectionOption, prefixOption, queueNameOption } from "./validate.js";
+import { redisJobReads } from "./lookup.js";
+import type { JobReads } from "./lookup.js";
+import { postgresJobReads } from "./postgres.js";
+import { connectionOption, prefixFor, queueNameOption } from "./validate.js";
+import type { PostgresPool } from "./validate.js";
 
 export type { BullMQBackoff } from "./backoff.js";
 
@@ -28,10 +31,14 @@ export interface BullMQRetention {
 /** Options of {@link createBullMQJobQueue}. */
 export interface BullMQJobQueueOptions {
   /**
-   * An ioredis `Redis` or `Cluster` instance. Injected: used for commands, never closed.
-   * Producers may keep ioredis' default `maxRetriesPerRequest` (fail fast); no `keyPrefix`.
+   * Where BullMQ keeps the queue. Injected: used for commands, never closed.
+   * - An ioredis `Redis` or `Cluster` instance (BullMQ on Redis). Producers may keep ioredis'
+   *   default `maxRetriesPerRequest` (fail fast); no `keyPrefix`.
+   * - A node-postgres `Pool` (BullMQ's PostgreSQL backend), whose `search_path` reaches BullMQ's
+   *   schema `"bullmq"` (`new Pool({ connectionString, options: "-c search_path=bullmq" })`),
+   *   migrated beforehand with BullMQ's `runMigrations`.
    */
-  connection: Redis | Cluster;
+  connection: Redis | Cluster | PostgresPool;
   /**
    * The BullMQ queue name; workers must use the same. No `:`.
    * @default "superspreader"
@@ -40,10 +47,11 @@ export interface BullMQJobQueueOptions {
   /**
    * BullMQ's key prefix; keys are `<prefix>:<queueName>:…`. On Redis Cluster put a
    * hash tag in it (`"{bf}"`) so every key of the queue lands in one slot.
-   * @default "bull"
+   * Redis only: rejected with a `pg.Pool`, where BullMQ ignores it.
+   * @default "bull" (Redis)
    */
   prefix?: string;
-  /** Jobs per `addBulk` call (one Redis pipeline each). @default 500 */
+  /** Jobs per `addBulk` call (one Redis pipeline, or one SQL statement, each). @default 500 */
   chunkSize?: number;
   /**
    * Retention of completed jobs, or `"forever"`. A job id stays blocked (deduplicated)
@@ -117,7 +125,7 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
   }
   const connection = connectionOption(options.connection, "producer");
   const queueName = queueNameOption(options.queueName);
-  const prefix = prefixOption(options.prefix);
+  const prefix = prefixFor(connection, options.prefix);
   const chunkSize = wholeNumberOption(options.chunkSize, "chunkSize", 500, 1, 100_000);
   const removeOnComplete = retentionOption(options.keepCompleted, "keepCompleted", { ageSeconds: 86_400 });
   const removeOnFail = retentionOption(options.keepFailed, "keepFailed", { ageSeconds: 604_800 });
@@ -126,18 +134,22 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
     console.error("[superspreader] BullMQ queue error:", error),
   );
 
-  // A shared ioredis instance: BullMQ neither duplicates nor closes it for a Queue.
-  const queue = new Queue(queueName, { connection, prefix });
+  // An injected client: BullMQ neither duplicates nor closes a shared ioredis instance, nor
+  // ends a pg.Pool it did not create, for a Queue.
+  const queue =
+    connection.kind === "redis"
+      ? new Queue(queueName, { connection: connection.client, prefix })
+      : // Typed as the Redis queue: this adapter calls only the backend-neutral methods on it.
+        (new Queue(queueName, { connection: connection.pool as unknown as PgPool }, createPostgresBackend) as unknown as Queue);
   queue.on("error", (error: unknown) => onError(error));
   let closing: Promise<void> | undefined;
 
-  /**
-   * How many of these ids already have a job hash (any state BullMQ retains counts as present):
-   * one multi-key `EXISTS`, so a chunk costs one command here, not one per job. The ids are
-   * distinct (EXISTS counts a repeated key twice). On Redis Cluster every key of a queue shares
-   * one slot (BullMQ requires the hash tag), so the command never spans slots.
-   */
-  const presentCount = async (ids: readonly string[]): Promise<number> => Number(await connection.exists(...ids.map((id) => queue.toKey(id))));
+  const reads: JobReads =
+    connection.kind === "redis"
+      ? redisJobReads(connection.client, (type) => queue.toKey(type))
+      : // BullMQ reads another schema only from a config object (when it builds the pool itself);
+        // an injected pool always uses the default one.
+        postgresJobReads(connection.pool, DEFAULT_SCHEMA, queueName);
 
   const toBulkJob = (job: QueueJob, now: number): { name: string; data: QueueJob["data"]; opts: JobsOptions } => {
     const opts: JobsOptions = {
@@ -168,6 +180,7 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
       let added = 0;
       let duplicates = 0;
       const seen = new Set<string>();
+      await reads.ready();
       for (let start = 0; start < jobs.length; start += chunkSize) {
         // A repeated id within the list is a duplicate of its first occurrence.
         const chunk: QueueJob[] = [];
@@ -180,12 +193,14 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
         try {
           // addBulk returns a Job per input whether it was stored or was a duplicate (built
           // client-side; BullMQ's add script returns the id either way and only writes a
-          // "duplicated" event), so it cannot tell how many were new. One multi-key EXISTS
-          // beforehand does: a chunk wholly present (a retried or recovered tick) is not sent
-          // at all; otherwise the whole chunk goes to addBulk, whose script skips the present
-          // ids atomically and keeps their stored jobs. A job added by another producer
-          // between the count and the add is still never overwritten; it is counted as added.
-          const present = await presentCount(chunk.map((job) => job.id));
+          // "duplicated" event), so it cannot tell how many were new. One count beforehand
+          // does (a multi-key EXISTS on Redis, a SELECT count(*) on PostgreSQL): a chunk wholly
+          // present (a retried or recovered tick) is not sent at all; otherwise the whole chunk
+          // goes to addBulk, which skips the present ids atomically and keeps their stored jobs
+          // (on PostgreSQL one INSERT … ON CONFLICT DO NOTHING for the chunk). A job added by
+          // another producer between the count and the add is still never overwritten; it is
+          // counted as added.
+          const present = await reads.presentCount(chunk.map((job) => job.id));
           duplicates += present;
           if (present === chunk.length) continue;
           const now = Date.now();
@@ -203,6 +218,7 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
     },
 
     async counts(): Promise<QueueCounts> {
+      await reads.ready();
       try {
         const c = await queue.getJobCounts("wait", "prioritized", "delayed", "active", "failed");
         // Prioritized jobs are ready to run too; BullMQ keeps them in a separate set.
@@ -219,8 +235,9 @@ export function createBullMQJobQueue(options: BullMQJobQueueOptions): JobQueue {
 
     async lookup(ids: readonly string[]): Promise<JobState[]> {
       if (closing) throw new SuperSpreaderError("INVALID_STATE", `the BullMQ job queue ${JSON.stringify(queueName)} is closed; create a new one`);
+      await reads.ready();
       try {
-        return await lookupJobs(connection, (type) => queue.toKey(type), ids);
+        return await reads.lookup(ids);
       } catch (error) {
         if ((error as { code?: unknown }).code === "INVALID_ARGUMENT") throw error;
         throw adapterError(`BullMQ lookup of ${ids.length} jobs in ${JSON.stringify(queueName)} failed`, error);

@@ -12,11 +12,13 @@ import {
   wholeNumberOption,
 } from "@superspreader/core/adapter";
 import type { WorkerLogOption } from "@superspreader/core/adapter";
-import { WaitingError, Worker } from "bullmq";
-import type { Job } from "bullmq";
+import { DEFAULT_SCHEMA, WaitingError, Worker, createPostgresBackend } from "bullmq";
+import type { Job, PgPool, WorkerOptions } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
 import { cappedBackoffStrategy } from "./backoff.js";
-import { connectionOption, prefixOption, queueNameOption } from "./validate.js";
+import { postgresJobReads, whereOfPool } from "./postgres.js";
+import { connectionOption, prefixFor, queueNameOption } from "./validate.js";
+import type { Connection, PostgresPool } from "./validate.js";
 
 /** The delivery an error happened in, as given to `onError`. */
 export interface BullMQWorkerJobInfo {
@@ -33,19 +35,23 @@ export interface BullMQWorkerOptions {
   /** The runtime (a `SuperSpreader`) that processes each job's data. */
   spreader: JobProcessor;
   /**
-   * An ioredis `Redis` or `Cluster` instance created with `maxRetriesPerRequest: null`
-   * (BullMQ requires it for blocking connections). The worker duplicates it for its
-   * own connections and closes those; this one is never used for commands or closed.
+   * Where BullMQ keeps the queue, as given to `createBullMQJobQueue`:
+   * - An ioredis `Redis` or `Cluster` instance created with `maxRetriesPerRequest: null`
+   *   (BullMQ requires it for blocking connections). The worker duplicates it for its own
+   *   connections and closes those; this one is never used for commands or closed.
+   * - A node-postgres `Pool` (BullMQ's PostgreSQL backend) with `max` of at least 2: the worker
+   *   holds one of its clients for `LISTEN` while it runs and runs its queries on the others.
+   *   Never ended by the worker.
    */
-  connection: Redis | Cluster;
+  connection: Redis | Cluster | PostgresPool;
   /**
    * The BullMQ queue name, as given to `createBullMQJobQueue`.
    * @default "superspreader"
    */
   queueName?: string;
   /**
-   * BullMQ's key prefix, as given to `createBullMQJobQueue`.
-   * @default "bull"
+   * BullMQ's key prefix, as given to `createBullMQJobQueue`. Redis only.
+   * @default "bull" (Redis)
    */
   prefix?: string;
   /** Jobs processed at once by this worker. @default 1 */
@@ -103,9 +109,11 @@ export interface BullMQWorkerOptions {
 }
 
 /** Where the worker connects, without a password, for its log lines. */
-function whereOf(connection: Redis | Cluster): string {
-  if ((connection as { isCluster?: boolean }).isCluster === true) return "Redis Cluster";
-  const options = (connection as { options?: { host?: string; port?: number; path?: string } }).options ?? {};
+function whereOf(connection: Connection): string {
+  if (connection.kind === "postgres") return whereOfPool(connection.pool);
+  const client: Redis | Cluster = connection.client;
+  if ((client as { isCluster?: boolean }).isCluster === true) return "Redis Cluster";
+  const options = (client as { options?: { host?: string; port?: number; path?: string } }).options ?? {};
   return `Redis at ${options.path ?? `${options.host ?? "localhost"}:${options.port ?? 6379}`}`;
 }
 
@@ -160,7 +168,7 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
   const spreader = spreaderOption(options.spreader);
   const connection = connectionOption(options.connection, "worker");
   const queueName = queueNameOption(options.queueName);
-  const prefix = prefixOption(options.prefix);
+  const prefix = prefixFor(connection, options.prefix);
   const concurrency = wholeNumberOption(options.concurrency, "concurrency", 1, 1);
   const shutdown = shutdownOption(options.shutdown);
   const shutdownTimeoutMs = wholeNumberOption(options.shutdownTimeoutMs, "shutdownTimeoutMs", 30_000, 0);
@@ -168,6 +176,13 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
   const lockDuration = wholeNumberOption(options.lockDurationMs, "lockDurationMs", 30_000, 1);
   const stalledInterval = wholeNumberOption(options.stalledIntervalMs, "stalledIntervalMs", 30_000, 1);
   const maxStalledCount = wholeNumberOption(options.maxStalledCount, "maxStalledCount", 1, 0);
+  if (connection.kind === "postgres") {
+    // Says what to do about an unmigrated schema or a search_path that misses it, rather than
+    // BullMQ's fetch loop failing on every poll with "function … does not exist". Checked before
+    // the Worker exists: one closed right after construction can leak the pool client it was
+    // still checking out for LISTEN, and the pool's end() would then wait forever.
+    await postgresJobReads(connection.pool, DEFAULT_SCHEMA, queueName).ready();
+  }
   const reporter = createWorkerReporter({
     spreader,
     ...(options.log === undefined ? {} : { log: options.log }),
@@ -226,9 +241,7 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     throw new WaitingError();
   };
 
-  const worker = new Worker(queueName, processor, {
-    connection,
-    prefix,
+  const settings = {
     concurrency,
     lockDuration,
     stalledInterval,
@@ -236,9 +249,13 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     // Computes the capped exponential backoff the queue stores in each job (BullMQ's own has no cap).
     settings: { backoffStrategy: cappedBackoffStrategy },
     autorun: false,
-  });
+  } satisfies Omit<WorkerOptions, "connection">;
+  const worker =
+    connection.kind === "redis"
+      ? new Worker(queueName, processor, { ...settings, connection: connection.client, prefix })
+      : // Typed as the Redis worker: this runner calls only the backend-neutral methods on it.
+        (new Worker(queueName, processor, { ...settings, connection: connection.pool as unknown as PgPool }, createPostgresBackend) as unknown as Worker);
   worker.on("error", (error: unknown) => onError(error, undefined));
-  worker.run().catch((error: unknown) => onError(error, undefined));
 
   let watchdog: { stop(): Promise<void> } | null = null;
   let closing: Promise<void> | undefined;
@@ -262,6 +279,7 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
   };
 
   try {
+    worker.run().catch((error: unknown) => onError(error, undefined));
     await worker.waitUntilReady();
   } catch (error) {
     await close();
