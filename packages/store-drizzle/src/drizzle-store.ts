@@ -26,12 +26,16 @@ import {
   claimShare,
   describeValue,
   invalidOption,
+  checkConfigChange as checkChange,
+  checkEntries as checkList,
+  checkExpectedVersion as checkVersion,
+  checkFailure as checkFailed,
+  toJson as jsonOf,
 } from "@superspreader/core/adapter";
 import { entityKind, sql } from "drizzle-orm";
 import type { SQL } from "drizzle-orm";
 import { type Dialect, type SqlDatabase, execute, flavour, isDuplicateKey, resolveDialect, translate, writeAll } from "./dialect.js";
 import { checkTablePrefix, schemaCheck, tables } from "./schema.js";
-import { checkChange, checkFailed, checkList, checkVersion, jsonOf } from "./validate.js";
 
 /** Options of {@link createDrizzleStateStore}. */
 export interface DrizzleStateStoreOptions<TDb = unknown> {
@@ -217,10 +221,10 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
     const pred = rows.find((r) => r.k === "p");
     const writes = [...extra];
     if (kinds.has("o")) writes.push(sql`DELETE FROM ${T.outstanding} WHERE ${run(name, runId)} AND ${entryIs(entry)}`);
-    if (timing?.startedAt !== undefined) {
-      // A start that reserved no slot is counted in the bucket, as a reservation at startedAt would be.
+    if (timing?.slotAt !== undefined) {
+      // A start that reserved no slot is counted in the bucket at its slot, as a reservation there would be.
       writes.push(
-        sql`UPDATE ${T.starts} SET tat = GREATEST(tat, ${f.double(timing.startedAt)}) + 1000 / per_second WHERE ${run(name, runId)} AND per_second > 0`,
+        sql`UPDATE ${T.starts} SET tat = GREATEST(tat, ${f.double(timing.slotAt)}) + 1000 / per_second WHERE ${run(name, runId)} AND per_second > 0`,
       );
     }
     if (pred && BigInt(text(pred.e)) >= E) {
