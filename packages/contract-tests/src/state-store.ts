@@ -470,17 +470,17 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         expect((await store.readForStart(bf, run, 0)).waitMs).toBe(0);
       });
 
-      it("counts a start that reserved no slot (timing.startedAt of markDone) in the bucket, repeat or not", async () => {
+      it("counts a start that reserved no slot (timing.slotAt of markDone) in the bucket, repeat or not", async () => {
         await store.compareAndSet(bf, 0, { n: 1 });
         await store.setStartRate(bf, run, 1, 1, 0);
-        const timing = { handlerMs: 5, lateMs: 0, startedAt: 10_000 };
+        const timing = { handlerMs: 5, lateMs: 0, slotAt: 10_000 };
         await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, 10_005, timing);
         expect((await store.readForStart(bf, run, 10_100)).waitMs).toBe(900);
-        // A repeat's start counts too (it ran), from its own start: the next slot is 1 s after 20 s.
-        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, 20_005, { ...timing, startedAt: 20_000 });
+        // A repeat's start counts too (it ran), at its own slot: the next slot is 1 s after 20 s.
+        await store.markDone(bf, run, { beginId: 1n, endId: 10n, cycle: 0 }, 20_005, { ...timing, slotAt: 20_000 });
         expect((await store.readForStart(bf, run, 20_500)).waitMs).toBe(500);
-        await expect(store.markDone(bf, run, { beginId: 11n, endId: 20n, cycle: 0 }, 1, { handlerMs: 1, lateMs: 0, startedAt: Number.NaN })).rejects.toMatchObject({
-          field: "timing.startedAt",
+        await expect(store.markDone(bf, run, { beginId: 11n, endId: 20n, cycle: 0 }, 1, { handlerMs: 1, lateMs: 0, slotAt: Number.NaN })).rejects.toMatchObject({
+          field: "timing.slotAt",
         });
       });
 

@@ -105,8 +105,8 @@ export async function runBatch(core: Core, data: BatchJobData, context: JobConte
   // reserves a slot of its run's bucket with the read, so batches that come late in a heap (an outage, all
   // workers gone) never start faster than the rate in force, each at its own slot. A batch on time (at most
   // a second after its slot, which the plan spaced at the rate) goes by the document this process read in
-  // the last DOC_CACHE_MS and takes no round trip to start; its start is counted in the bucket when it is
-  // recorded done. Workers slower than the rate never wait.
+  // the last DOC_CACHE_MS and takes no round trip to start; its start is counted in the bucket, at its slot, when it
+  // is recorded done. Workers slower than the rate never wait.
   const now = clock.now();
   const onTime = !probe && data.scheduledAt !== undefined && now >= data.scheduledAt && now - data.scheduledAt <= ON_TIME_MS;
   const cached = onTime ? core.cachedRead(data.backfill) : null;
@@ -180,7 +180,9 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
   const timingAt = (finished: number): BatchTiming => ({
     handlerMs: Math.max(0, Math.round(finished - started)),
     lateMs: data.scheduledAt === undefined ? 0 : Math.max(0, Math.round(started - data.scheduledAt)),
-    ...(reserved ? {} : { startedAt: started }),
+    // Counted at its planned slot: the plan spaced slots at the rate, and a start up to ON_TIME_MS
+    // late must not push the bucket ahead of it (later reservations would wait for nothing).
+    ...(reserved ? {} : { slotAt: data.scheduledAt ?? started }),
   });
   // A transactional backfill's handler writes through a transaction in which the store also records
   // the range: both commit, or neither (a failure of either is the attempt's failure, nothing recorded).

@@ -174,10 +174,10 @@ export function createMemoryStateStore(): StateStore {
       checkEntry(entry);
       checkTime(at, "at");
       if (timing !== undefined) checkTiming(timing);
-      if (timing?.startedAt !== undefined) {
-        // A start that reserved no slot is counted in the bucket, as a reservation at startedAt would be.
+      if (timing?.slotAt !== undefined) {
+        // A start that reserved no slot is counted in the bucket at its slot, as a reservation there would be.
         const bucket = buckets.get(`${name}\u0000${runId}`);
-        if (bucket && bucket.perSecond) bucket.tat = Math.max(bucket.tat, timing.startedAt) + 1000 / bucket.perSecond;
+        if (bucket && bucket.perSecond) bucket.tat = Math.max(bucket.tat, timing.slotAt) + 1000 / bucket.perSecond;
       }
       const data = run(name, runId);
       data.outstanding.delete(entryKey(entry));

@@ -71,11 +71,13 @@ export interface BatchTiming {
   /** How long after its planned run time it started. */
   readonly lateMs: number;
   /**
-   * When the batch started (epoch ms), given when it started on time without reserving a slot of the
-   * run's start bucket (see `readForStart`): the store counts that start in the bucket now, as a
-   * reservation at `startedAt` would have (the next free slot moves to at least one interval after it).
+   * The slot a start counts against (epoch ms: the batch's planned run time), given when it started on
+   * time without reserving a slot of the run's start bucket (see `readForStart`): the store counts that
+   * start in the bucket now, as a reservation at `slotAt` would have (the next free slot moves to at
+   * least one interval after it). The planned time, not the actual start, so that on-time starts a little
+   * late never push the bucket ahead of the plan, which the plan spaced at the rate.
    */
-  readonly startedAt?: number;
+  readonly slotAt?: number;
 }
 
 /** A backfill's claim on a shared rate budget (see `StateStore.claimBudget`). */
@@ -449,7 +451,7 @@ export interface StateStore {
    * outstanding entry and the failure count change).
    * Adjacent and overlapping ranges are merged, so the ledger stays small.
    * `at` is the completion time (epoch ms), used for the per-minute buckets; `timing`, when given,
-   * is added to the bucket of a first completion (what the closed loop measures), and its `startedAt`
+   * is added to the bucket of a first completion (what the closed loop measures), and its `slotAt`
    * (a start that reserved no slot) is counted in the run's start bucket, repeat or not.
    */
   markDone(name: string, runId: string, entry: RangeEntry, at: number, timing?: BatchTiming): Promise<boolean>;

@@ -65,16 +65,16 @@ export function checkStartRate(perSecond: unknown, burst: unknown): void {
 }
 
 /** A batch's timing: whole milliseconds ≥ 0 for `handlerMs` and `lateMs`. */
-export function checkTiming(timing: { readonly handlerMs: unknown; readonly lateMs: unknown; readonly startedAt?: unknown }): void {
+export function checkTiming(timing: { readonly handlerMs: unknown; readonly lateMs: unknown; readonly slotAt?: unknown }): void {
   for (const field of ["handlerMs", "lateMs"] as const) {
     const v = timing?.[field];
     if (!Number.isSafeInteger(v) || (v as number) < 0) {
       throw new SuperSpreaderError("INVALID_ARGUMENT", `timing.${field} must be a whole number of ms ≥ 0, got ${describeValue(v)}`, { field: `timing.${field}` });
     }
   }
-  const startedAt = timing.startedAt;
-  if (startedAt !== undefined && (typeof startedAt !== "number" || !Number.isFinite(startedAt))) {
-    throw new SuperSpreaderError("INVALID_ARGUMENT", `timing.startedAt must be epoch ms, got ${describeValue(startedAt)}`, { field: "timing.startedAt" });
+  const slotAt = timing.slotAt;
+  if (slotAt !== undefined && (typeof slotAt !== "number" || !Number.isFinite(slotAt))) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `timing.slotAt must be epoch ms, got ${describeValue(slotAt)}`, { field: "timing.slotAt" });
   }
 }
 

@@ -238,7 +238,7 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
           minute,
           cutoff,
           outstandingMemberOf(begin, end, entry.cycle),
-          ...(timing === undefined ? [] : [String(timing.handlerMs), String(timing.lateMs), ...(timing.startedAt === undefined ? [] : [String(timing.startedAt)])]),
+          ...(timing === undefined ? [] : [String(timing.handlerMs), String(timing.lateMs), ...(timing.slotAt === undefined ? [] : [String(timing.slotAt)])]),
         ),
       );
       return added === 1;

@@ -167,16 +167,16 @@ const MARK_DONE = `${PRELUDE}
 local done, metrics, minutes, outstanding, start = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local B, E, Bm1, Ep1, size, at, minute, cutoff, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local addMs, addLate = tonumber(ARGV[10] or '0') or 0, tonumber(ARGV[11] or '0') or 0
-local startedAt = tonumber(ARGV[12] or '')
+local slotAt = tonumber(ARGV[12] or '')
 
--- A start that reserved no slot of the run's start bucket is counted in it (GCRA: tat = max(tat, t) + 1/rate).
+-- A start that reserved no slot of the run's start bucket is counted in it at its slot (GCRA: tat = max(tat, slot) + 1/rate).
 local newTat = nil
-if startedAt then
+if slotAt then
   local rate, reply = typedRead(start, 'hash', 'HMGET', start, 'perSecond', 'tat')
   if reply then return reply end
   local perSecond, tat = tonumber(rate[1]), tonumber(rate[2])
   if perSecond and perSecond > 0 and tat then
-    if tat < startedAt then tat = startedAt end
+    if tat < slotAt then tat = slotAt end
     newTat = string.format('%.17g', tat + 1000 / perSecond)
   end
 end
@@ -547,7 +547,7 @@ declare module "ioredis" {
       outstandingMember: string,
       handlerMs?: string,
       lateMs?: string,
-      startedAt?: string,
+      slotAt?: string,
     ): Result<number, Context>;
     superspreaderRecordFailure(metrics: string, minutes: string, minute: string, previous: string, cutoff: string): Result<[number, number, number], Context>;
     superspreaderAddDeferred(deferred: string, metrics: string, outstanding: string, member: string, outstandingMember: string): Result<number, Context>;
