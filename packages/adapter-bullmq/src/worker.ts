@@ -190,8 +190,10 @@ export async function runBullMQWorker(options: BullMQWorkerOptions): Promise<Bul
     concurrency,
     connection: whereOf(connection),
   });
-  const onError = functionOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, "onError", (error) =>
-    isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
+  // An error inside a job is the batch's (its handler's database, an API): only the queue's own errors
+  // say whether the queue's server is reachable, so only they make the "waiting for …" line.
+  const onError = functionOption<(error: unknown, job: BullMQWorkerJobInfo | undefined) => void>(options.onError, "onError", (error, job) =>
+    job === undefined && isConnectionError(error) ? reporter.connectionLost(error) : reporter.workerError(error),
   );
 
   const running = new Set<Delivery>();

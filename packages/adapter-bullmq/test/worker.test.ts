@@ -114,6 +114,22 @@ describe("runBullMQWorker", () => {
     ]);
   });
 
+  it("by default, a batch failing to reach its own database is a worker error, not 'waiting for Redis'", async () => {
+    const lines: string[] = [];
+    const log = { info: (_: object, m: string) => lines.push(m), warn: (_: object, m: string) => lines.push(m), error: (_: object, m: string) => lines.push(m) };
+    await start(
+      recording(() => {
+        throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+      }),
+      // setup's silent onError is replaced by the runner's default.
+      { onError: undefined as unknown as BullMQWorkerOptions["onError"], log },
+    );
+    await queue.enqueue([job("pg-down", { attempts: 2 })]);
+    await waitUntil("the job failing for good", async () => (await inspector.getJobState("pg-down")) === "failed");
+    expect(lines.filter((l) => l.startsWith("waiting for"))).toEqual([]);
+    expect(lines).toContain("worker error: connect ECONNREFUSED 127.0.0.1:5432");
+  });
+
   it("reports a failing watchdog run to onError without a job, and keeps running it", async () => {
     const errors: Array<{ message: string; job: unknown }> = [];
     let runs = 0;
