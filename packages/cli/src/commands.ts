@@ -1,14 +1,25 @@
 import type { App } from "./app.js";
 import * as change from "./change.js";
 import { dashboard } from "./dashboard.js";
+import { migrate } from "./migrate.js";
 import * as read from "./read.js";
 
 /** Every option the CLI knows, with what its help says about it. */
 export const OPTIONS = {
   "redis-url": { type: "string", value: "URL", description: "the Redis holding the state (default: $REDIS_URL)" },
-  prefix: { type: "string", value: "PREFIX", description: 'the store\'s key prefix (default: $SUPERSPREADER_PREFIX, else "superspreader")' },
+  "database-url": {
+    type: "string",
+    value: "URL",
+    description: "instead: the PostgreSQL (postgres://) or MySQL/MariaDB (mysql://) database of store-drizzle (default: $SUPERSPREADER_DATABASE_URL)",
+  },
+  prefix: { type: "string", value: "PREFIX", description: 'the Redis store\'s key prefix (default: $SUPERSPREADER_PREFIX, else "superspreader")' },
+  "table-prefix": {
+    type: "string",
+    value: "PREFIX",
+    description: 'with --database-url: store-drizzle\'s tablePrefix (default: $SUPERSPREADER_TABLE_PREFIX, else "superspreader_")',
+  },
   config: { type: "string", value: "MODULE", description: "a module exporting your app's `spreader`: enqueue with the app's queue" },
-  timeout: { type: "string", value: "SECONDS", description: "give up when Redis (or, for repair, a worker) does not answer (default: 30)" },
+  timeout: { type: "string", value: "SECONDS", description: "give up when the store (or, for repair, a worker) does not answer (default: 30)" },
   json: { type: "boolean", description: "machine-readable output on stdout; errors as JSON on stderr" },
   help: { type: "boolean", short: "h", description: "the overview, or a command's page" },
   reason: { type: "string", value: "TEXT", description: "why: recorded in the backfill's change history" },
@@ -34,7 +45,7 @@ export type OptionName = keyof typeof OPTIONS;
 export type OptionValues = { readonly [K in OptionName]?: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
 
 /** Options every command takes. */
-export const GLOBAL_OPTIONS: readonly OptionName[] = ["redis-url", "prefix", "config", "timeout", "json", "help"];
+export const GLOBAL_OPTIONS: readonly OptionName[] = ["redis-url", "database-url", "prefix", "table-prefix", "config", "timeout", "json", "help"];
 const CHANGE: readonly OptionName[] = ["reason", "actor"];
 
 /** What a command works with. */
@@ -301,8 +312,29 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       line: "serve the operator page and HTTP API (http://127.0.0.1:7420/) until interrupted",
       summary: "serve the operator page and its HTTP API on the store until Ctrl-C; read-only unless --allow-control, bound to 127.0.0.1 unless --host",
       details:
-        "With --allow-control every visitor may pause, resume, retry, cancel and edit, recorded as --actor (default cli:$USER); put an authenticating proxy in front before exposing it on another address. Only Redis is needed, as for every command.",
-      examples: ["superspreader dashboard --redis-url redis://localhost:6379", "superspreader dashboard --port 8080 --allow-control --actor ops-laptop"],
+        "With --allow-control every visitor may pause, resume, retry, cancel and edit, recorded as --actor (default cli:$USER); put an authenticating proxy in front before exposing it on another address. Only the store is needed (Redis, or the database of --database-url), as for every command.",
+      examples: [
+        "superspreader dashboard --redis-url redis://localhost:6379",
+        "superspreader dashboard --database-url postgres://app@localhost:5432/app",
+        "superspreader dashboard --port 8080 --allow-control --actor ops-laptop",
+      ],
+    },
+  },
+  migrate: {
+    run: migrate,
+    options: [],
+    help: {
+      usage: "superspreader migrate --database-url URL [--table-prefix PREFIX] [--json]",
+      line: "create or upgrade store-drizzle's tables in the --database-url database",
+      summary:
+        "create store-drizzle's tables in the database of --database-url, or upgrade them to this version's schema, and say what was done; a second run finds them current and changes nothing",
+      details:
+        "The same migration as migrateStateStore(db, { tablePrefix }) in code: explicit (the store never creates tables itself), idempotent, and safe to run from several processes at once (they wait for each other on a lock). Tables of a newer schema than this CLI's @superspreader/store-drizzle knows are refused (exit 1): upgrade the CLI. Redis needs no migration.",
+      examples: [
+        "superspreader migrate --database-url postgres://app@localhost:5432/app",
+        "superspreader migrate --database-url mysql://app@localhost:3306/app --table-prefix backfills_",
+        "superspreader migrate --json | jq .created",
+      ],
     },
   },
 };

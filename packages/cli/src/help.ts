@@ -22,16 +22,18 @@ function shortUsage(usage: string): string {
 
 export function overview(): string {
   const commands = Object.values(COMMANDS).map((spec) => [shortUsage(spec.help.usage), spec.help.line]);
-  return `superspreader: operate the throttled backfills of a superspreader app, from their state in Redis.
+  return `superspreader: operate the throttled backfills of a superspreader app, from their state in Redis or,
+with store-drizzle, in PostgreSQL or MySQL/MariaDB.
 
 Usage: superspreader <command> [NAME] [options]
 
 Commands:
 ${table(commands, "  ")}
 
-Every command needs only Redis: what needs the app's queue (a tick, a new run, a repair) is
-written to Redis and carried out within seconds by a worker that defines the backfill. With
---config, the CLI does it itself with the app's queue.
+Every command needs only the store (--redis-url, or --database-url for store-drizzle): what needs
+the app's queue (a tick, a new run, a repair) is written to the store and carried out within seconds
+by a worker that defines the backfill. With --config, the CLI does it itself with the app's queue.
+store-drizzle's tables are created by \`superspreader migrate --database-url URL\`, once.
 
 Options of every command:
 ${optionLines(GLOBAL_OPTIONS)}
@@ -41,7 +43,7 @@ ${optionLines(["reason", "actor"])}
 
 Exit codes:
   0 ok   1 operation failed   2 usage error or invalid value (nothing changed)
-  3 unknown backfill   4 Redis unreachable (or no answer within --timeout)
+  3 unknown backfill   4 Redis or the database unreachable (or no answer within --timeout)
 
 Examples:
   export REDIS_URL=redis://localhost:6379
@@ -52,6 +54,8 @@ Examples:
   superspreader resume reencrypt-messages
   superspreader pin reencrypt-messages --rate 2 --reason "replica lag"
   superspreader estimate reencrypt-messages --finish-by 2026-12-24T00:00:00Z
+  superspreader migrate --database-url postgres://app@localhost:5432/app
+  superspreader list --database-url postgres://app@localhost:5432/app
 
 A command's page, with its options and examples: superspreader <command> --help
 `;
@@ -81,7 +85,8 @@ export function commandHelp(name: string): string {
     ...(help.details ? ["", wrap(help.details)] : []),
     ...(spec.options.length > 0 ? ["", "Options:", optionLines(spec.options, spec.switches)] : []),
     "",
-    "Connection and output: --redis-url URL (or $REDIS_URL), --prefix, --config, --timeout, --json:",
+    "Connection and output: --redis-url URL (or $REDIS_URL) or --database-url URL (or $SUPERSPREADER_DATABASE_URL),",
+    "--prefix, --table-prefix, --config, --timeout, --json:",
     "see `superspreader --help`.",
     "",
     "Examples:",

@@ -2,7 +2,7 @@ import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { isSuperSpreaderError } from "@superspreader/core";
 import { didYouMean } from "@superspreader/core/adapter";
-import { openApp, type App } from "./app.js";
+import { databaseKind, openApp, type App, type AppOptions, type StoreKind } from "./app.js";
 import { meant } from "./args.js";
 import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type CommandSpec, type Context, type OptionName, type OptionValues } from "./commands.js";
 import { CliError, EXIT, describeFailure, type ExitCode } from "./errors.js";
@@ -16,7 +16,8 @@ export interface CliIO {
   /** Errors, and notes while a command waits (none with `--json`). */
   readonly stderr: { write(chunk: string): unknown };
   /**
-   * Environment: REDIS_URL, SUPERSPREADER_PREFIX, NO_COLOR, TERM, USER (else LOGNAME, USERNAME, the OS user).
+   * Environment: REDIS_URL, SUPERSPREADER_PREFIX, SUPERSPREADER_DATABASE_URL, SUPERSPREADER_TABLE_PREFIX, NO_COLOR, TERM,
+   * USER (else LOGNAME, USERNAME, the OS user).
    * @default process.env
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -114,12 +115,50 @@ function positiveNumber(raw: string | undefined, option: string, fallback: numbe
   return n;
 }
 
-/** Rejects after `seconds` with exit code 4: a hung Redis must not hang the operator's terminal. */
-async function withTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
+/**
+ * The store the options and environment name: flags before the environment, and exactly one of Redis
+ * (`--redis-url`, `REDIS_URL`) and a database (`--database-url`, `SUPERSPREADER_DATABASE_URL`).
+ */
+function connection(values: OptionValues, env: Readonly<Record<string, string | undefined>>, cwd: string): { options: AppOptions; store: StoreKind } {
+  const redisFlag = values["redis-url"];
+  const databaseFlag = values["database-url"];
+  if (redisFlag !== undefined && databaseFlag !== undefined) {
+    throw new CliError(EXIT.USAGE, "--redis-url and --database-url name two stores: pass one of them (the one your workers' state store uses)");
+  }
+  const fromEnv = redisFlag === undefined && databaseFlag === undefined;
+  const redisUrl = redisFlag ?? (fromEnv ? env.REDIS_URL || undefined : undefined);
+  const databaseUrl = databaseFlag ?? (fromEnv ? env.SUPERSPREADER_DATABASE_URL || undefined : undefined);
+  if (values.config === undefined) {
+    if (redisUrl !== undefined && databaseUrl !== undefined) {
+      throw new CliError(EXIT.USAGE, "both REDIS_URL and SUPERSPREADER_DATABASE_URL are set: pass --redis-url or --database-url to say which store to read");
+    }
+    if (databaseUrl === undefined && values["table-prefix"] !== undefined) {
+      throw new CliError(EXIT.USAGE, "--table-prefix applies to --database-url only (a Redis store takes --prefix)");
+    }
+    if (databaseUrl !== undefined && values.prefix !== undefined) {
+      throw new CliError(EXIT.USAGE, "--prefix is the Redis store's key prefix: with --database-url, pass --table-prefix");
+    }
+  }
+  const store: StoreKind = values.config === undefined && databaseUrl !== undefined ? databaseKind(databaseUrl).label : "Redis";
+  return {
+    store,
+    options: {
+      redisUrl,
+      databaseUrl: values.config === undefined ? databaseUrl : undefined,
+      prefix: values.prefix ?? env.SUPERSPREADER_PREFIX,
+      tablePrefix: values["table-prefix"] ?? (env.SUPERSPREADER_TABLE_PREFIX || undefined),
+      config: values.config,
+      cwd,
+    },
+  };
+}
+
+/** Rejects after `seconds` with exit code 4: a hung Redis or database must not hang the operator's terminal. */
+async function withTimeout<T>(work: Promise<T>, seconds: number, store: StoreKind = "Redis"): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(
-      () => reject(new CliError(EXIT.UNREACHABLE, `no answer within ${seconds} s: is Redis reachable? (--timeout SECONDS to wait longer)`)),
+      () => reject(new CliError(EXIT.UNREACHABLE, `no answer within ${seconds} s: is ${store} reachable? (--timeout SECONDS to wait longer)`)),
       seconds * 1000,
     );
   });
@@ -142,8 +181,8 @@ const NEVER = new AbortController().signal;
 
 /**
  * Runs the `superspreader` command line with `argv` (the arguments after the program name) and returns the
- * exit code: 0 ok, 1 operation failed, 2 usage error or invalid value, 3 unknown backfill, 4 Redis unreachable.
- * It never calls `process.exit` and closes the Redis connection it opened.
+ * exit code: 0 ok, 1 operation failed, 2 usage error or invalid value, 3 unknown backfill, 4 Redis (or the
+ * `--database-url` database) unreachable. It never calls `process.exit` and closes the connection it opened.
  *
  * @example
  * ```ts
@@ -159,6 +198,7 @@ const NEVER = new AbortController().signal;
 export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCode> {
   const env = io.env ?? process.env;
   const json = argv.includes("--json");
+  let store: StoreKind = "Redis";
   try {
     const { values, positionals } = parse(argv);
     const wantsHelp = values.help === true || positionals[0] === "help";
@@ -181,10 +221,9 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
     const limit = Math.floor(positiveNumber(values.limit, "limit", 20));
     const user = env.USER || env.LOGNAME || env.USERNAME || osUser();
     const args = words.slice(key.split(" ").length);
-    const app = await withTimeout(
-      openApp({ redisUrl: values["redis-url"] ?? env.REDIS_URL, prefix: values.prefix ?? env.SUPERSPREADER_PREFIX, config: values.config, cwd: io.cwd ?? process.cwd() }),
-      timeout,
-    );
+    const connect = connection(values, env, io.cwd ?? process.cwd());
+    store = connect.store;
+    const app = await withTimeout(openApp(connect.options), timeout, store);
     try {
       const context: Context = {
         app,
@@ -201,7 +240,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
         },
       };
       const work = spec.run(context);
-      const output = await (spec.longRunning ? work : withTimeout(work, timeout)).catch(async (error: unknown) => {
+      const output = await (spec.longRunning ? work : withTimeout(work, timeout, store)).catch(async (error: unknown) => {
         throw await withSuggestion(error, app, args[0]);
       });
       io.stdout.write(json ? toJson(output.json) : `${output.text}\n`);
@@ -210,7 +249,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
       await app.close();
     }
   } catch (error) {
-    const failure = describeFailure(error);
+    const failure = describeFailure(error, store);
     io.stderr.write(json ? toJson({ error: failure }) : `superspreader: ${failure.message}\n`);
     return failure.exitCode;
   }
