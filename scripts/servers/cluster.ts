@@ -8,11 +8,11 @@
  * It talks to the nodes through redis-cli only, so scripts/ needs no Redis client package.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freePort } from "./servers.js";
+import { freePort, requireBinary, stopChild } from "./servers.js";
 
 const run = promisify(execFile);
 
@@ -32,26 +32,6 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30
     if (Date.now() > deadline) throw new Error(`[superspreader tests] ${what} did not happen within ${timeoutMs} ms`, { cause: last });
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-function onPath(binary: string, pkg: string): void {
-  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/usr/bin"]);
-  if (!dirs.some((dir) => dir && existsSync(join(dir, binary)))) {
-    throw new Error(`[superspreader tests] ${binary} not found. Install it with: apt-get install -y ${pkg} (npm test does this when run as root).`);
-  }
-}
-
-/** SIGTERM (SIGKILL after 10 s) unless already gone, then removes the node's directory. */
-async function stopNode(p: Process): Promise<void> {
-  const { child } = p;
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(p.dir, { recursive: true, force: true });
 }
 
 /** One redis-server of the cluster. */
@@ -146,7 +126,7 @@ async function spawnNode(nodeTimeoutMs: number): Promise<Process> {
       return /^[0-9a-f]{40}$/.test(id);
     });
   } catch (error) {
-    await stopNode({ node: { host: "127.0.0.1", port, id }, child, dir });
+    await stopChild(child, dir);
     throw error;
   }
   return { node: { host: "127.0.0.1", port, id }, child, dir };
@@ -192,8 +172,8 @@ const clusterOk = async (port: number) => (await info(port, "cluster")).get("clu
  * ```
  */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
-  onPath("redis-server", "redis-server");
-  onPath("redis-cli", "redis-tools");
+  requireBinary("redis-server", "redis-server");
+  requireBinary("redis-cli", "redis-tools");
   const primaries = options.primaries ?? 3;
   const nodeTimeoutMs = options.nodeTimeoutMs ?? 2_000;
   if (!Number.isInteger(primaries) || primaries < 3) throw new Error(`[superspreader tests] a Redis Cluster needs at least 3 primaries, got ${primaries}`);
@@ -201,7 +181,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   const started = await Promise.allSettled(Array.from({ length: primaries * 2 }, () => spawnNode(nodeTimeoutMs)));
   const processes = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const stop = async () => {
-    await Promise.allSettled(processes.map(stopNode));
+    await Promise.allSettled(processes.map((p) => stopChild(p.child, p.dir)));
   };
   const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failed) {

@@ -29,7 +29,8 @@ function which(binary: string): string | null {
   return null;
 }
 
-function requireBinary(binary: string, pkg: string): string {
+/** The binary's path, or an error saying which Debian package installs it. */
+export function requireBinary(binary: string, pkg: string): string {
   const found = which(binary);
   if (!found) {
     throw new Error(
@@ -186,7 +187,8 @@ export async function startMariaDB(): Promise<RunningServer> {
   };
 }
 
-async function stopChild(child: ChildProcess, dir: string): Promise<void> {
+/** SIGTERM (SIGKILL after 10 s) unless already gone, then removes the server's directory. */
+export async function stopChild(child: ChildProcess, dir: string): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     child.kill("SIGTERM");
