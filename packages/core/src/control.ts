@@ -7,9 +7,11 @@
  *   inside a dead band around the target, growth is capped at ×1.2 a cycle, a cycle with failures halves it,
  *   and it stays within `[min, max]`.
  * - **Rate** (AIMD with a memory of the lowest bad rate, as Vitess's throttler): the configured rates are
- *   ceilings; a congestion signal (a health indicator saying slow, batches starting late, a slow tick, a queue
- *   backlog beyond what the plan put there) multiplies the share of the ceiling by 0.85 and remembers that
- *   rate as bad for a while; a clear cycle adds 5 % of the ceiling back, but never past the lowest bad rate
+ *   ceilings; a congestion signal (a health indicator saying slow, a slow tick, batches starting late or a
+ *   queue backlog beyond what the plan put there while workers finish less than the plan) multiplies the
+ *   share of the ceiling by 0.85 (or, for workers that fall short, sets it just under what they finished)
+ *   and remembers that rate as bad for a while; workers that keep up with the rate while carrying an old
+ *   backlog hold it; a clear cycle adds 5 % of the ceiling back, but never past the lowest bad rate
  *   remembered. AIMD converges from any start and shares capacity fairly between backfills that see the same
  *   signal (Chiu and Jain); the memory keeps the sawtooth just under the knee instead of around it.
  *
@@ -47,6 +49,8 @@ export interface ControlState {
   readonly budgetCap: number | null;
   /** How long the last tick took (ms), for the next decision. */
   readonly lastTickMs: number | null;
+  /** When the last decision was taken (epoch ms), to turn the next sample into rates. Absent before it. */
+  readonly decidedAt?: number;
 }
 
 /** Cumulative counters read from the run's metrics (the current and previous minute buckets). */
@@ -85,6 +89,8 @@ export interface ControlInputs {
   readonly tickMs: number | null;
   /** The worst health reading, or null without indicators. */
   readonly health: HealthReading | null;
+  /** Time the sample covers (ms since the last decision), or null when not known (the first decision). */
+  readonly sinceMs?: number | null;
 }
 
 /** One change the loop made. */
@@ -143,20 +149,41 @@ export function sampleBetween(before: SampleMark | null, now: SampleMark): Sampl
   };
 }
 
-/** Why the rate should come down, or null when nothing says so. */
-function congestion(policy: NonNullable<AutotunePolicy["rate"]>, inputs: ControlInputs): string | null {
+/**
+ * Workers that finish at least this share of the planned batches keep up with the rate: a backlog they
+ * carry (late starts, due jobs waiting) is an old one, which a lower rate would not drain (the start
+ * bucket releases late batches at the planned rate), so it holds the rate instead of lowering it.
+ */
+const KEEP_UP = 0.9;
+/** Lowered for workers that fall short, the rate goes to this share of what they finished. */
+const BELOW_CAPACITY = 0.95;
+
+/**
+ * Why the rate should come down, or null when nothing says so. `shortfall` (for workers that fall
+ * short of the plan) is the share of the planned batches they finished; `backlog` says workers keep up
+ * with the rate but carry a backlog (hold, do not lower).
+ */
+function congestion(policy: NonNullable<AutotunePolicy["rate"]>, inputs: ControlInputs): { why: string; shortfall?: number; backlog?: true } | null {
   const { sample, health } = inputs;
-  if (health !== null && health.level !== "ok") return `${health.level === "stop" ? "stop" : "slow"}: ${health.reason}`;
+  if (health !== null && health.level !== "ok") return { why: `${health.level === "stop" ? "stop" : "slow"}: ${health.reason}` };
+  if (inputs.tickMs !== null && inputs.tickMs > policy.tickMs) return { why: `the tick took ${inputs.tickMs} ms (> ${policy.tickMs} ms)` };
+  let lag: string | null = null;
   if (sample.batches > 0) {
     const late = sample.lateMs / sample.batches;
-    if (late > policy.latenessMs) return `batches start ${(late / 1000).toFixed(1)} s late on average (> ${(policy.latenessMs / 1000).toFixed(1)} s): workers cannot keep up`;
+    if (late > policy.latenessMs) lag = `batches start ${(late / 1000).toFixed(1)} s late on average (> ${(policy.latenessMs / 1000).toFixed(1)} s)`;
   }
-  if (inputs.tickMs !== null && inputs.tickMs > policy.tickMs) return `the tick took ${inputs.tickMs} ms (> ${policy.tickMs} ms)`;
   // More due jobs waiting than two seconds of the rate: the workers are behind the plan.
-  if (inputs.waiting !== null && inputs.plannedPerSecond > 0 && inputs.waiting > Math.max(10, inputs.plannedPerSecond * 2)) {
-    return `${inputs.waiting} jobs are due and waiting (> 2 s of the rate): workers cannot keep up`;
+  if (lag === null && inputs.waiting !== null && inputs.plannedPerSecond > 0 && inputs.waiting > Math.max(10, inputs.plannedPerSecond * 2)) {
+    lag = `${inputs.waiting} jobs are due and waiting (> 2 s of the rate)`;
   }
-  return null;
+  if (lag === null) return null;
+  // Lateness and a waiting queue say the workers are behind, not by how much: what they finished does.
+  const since = inputs.sinceMs ?? null;
+  if (since === null || since <= 0 || inputs.plannedPerSecond <= 0) return { why: `${lag}: workers cannot keep up` };
+  const finishedPerSecond = sample.batches / (since / 1000);
+  const share = finishedPerSecond / inputs.plannedPerSecond;
+  if (share >= KEEP_UP) return { why: `${lag}, but workers keep up with the rate (${finishedPerSecond.toFixed(1)}/s finished)`, backlog: true };
+  return { why: `${lag}: workers finish ${finishedPerSecond.toFixed(1)} batches/s of the ${inputs.plannedPerSecond} planned`, shortfall: share };
 }
 
 /**
@@ -203,14 +230,22 @@ export function decide(policy: AutotunePolicy, state: ControlState, inputs: Cont
   const rating = policy.rate;
   if (rating !== null && state.pins.perSecond === null) {
     const lowestBad = state.lowestBad !== null && inputs.now - state.lowestBad.at < BAD_MEMORY_MS ? state.lowestBad : null;
-    const why = congestion(rating, inputs);
+    const signal = congestion(rating, inputs);
+    const why = signal?.why ?? null;
     let factor = state.factor;
-    if (why !== null && inputs.cycle < state.holdUntilCycle && inputs.health?.level !== "stop") {
+    if (signal?.backlog === true) {
+      // Workers keep up with the rate; their backlog is older than it. No increase (it would grow), no
+      // decrease (it would not drain, and the rate would spiral down to the floor while the database idles).
+      next = { ...next, congested: false, reason: `holding: ${signal.why}` };
+    } else if (why !== null && inputs.cycle < state.holdUntilCycle && inputs.health?.level !== "stop") {
       // One decrease per cooldown (as TCP's one per round trip): the last one has not shown its effect
       // yet (a replica's lag drains only after the rate is under the knee). Hold the rate meanwhile.
       next = { ...next, congested: true, reason: `throttled: ${why}` };
     } else if (why !== null) {
-      factor = Math.max(rating.minShare, state.factor * DECREASE);
+      // Workers that fall short go to just under what they finished, in one step: lowering by 0.85 a
+      // cycle would take many cycles to reach their capacity, each adding to the backlog.
+      const cut = signal?.shortfall === undefined ? DECREASE : Math.min(DECREASE, BELOW_CAPACITY * signal.shortfall);
+      factor = Math.max(rating.minShare, state.factor * cut);
       // The rate at which congestion began is the one found bad; the decreases while it lasts only drain it.
       const bad = state.congested === true && state.lowestBad !== null ? state.lowestBad : { factor: Math.min(state.factor, lowestBad?.factor ?? 1), at: inputs.now };
       next = { ...next, lowestBad: { factor: bad.factor, at: inputs.now }, congested: true, holdUntilCycle: inputs.cycle + COOLDOWN_CYCLES, reason: `throttled: ${why}` };

@@ -230,12 +230,13 @@ export async function steer(core: Core, doc: BackfillDoc, now: number, monitor: 
       waiting,
       tickMs: state.lastTickMs,
       health,
+      sinceMs: state.decidedAt === undefined ? null : now - state.decidedAt,
     });
     const rateBefore = effectiveRate({ config, control: state }, beginAt).perSecond;
     const rateAfter = effectiveRate({ config, control: decided.state }, beginAt).perSecond;
     // The loop decides shares of the ceiling; operators read rates.
     for (const d of decided.decisions) decisions.push(d.field === "rate" ? { ...d, from: rateBefore, to: rateAfter } : d);
-    state = { ...decided.state, seen: mark };
+    state = { ...decided.state, seen: mark, decidedAt: now };
   }
 
   if (config.finishBy !== null) {

@@ -139,3 +139,51 @@ describe("the closed loop against a database model with a knee and a competing l
     expect(after.state.reason).toMatch(/^throttled: slow: replica lag \d+\.\d s > 1\.5 s$/);
   });
 });
+
+/**
+ * Workers slower than the ceiling (no database signal at all): they finish `capacity` batches a second.
+ * Late batches reserve start slots at the planned rate, so the due backlog drains only at the gap
+ * between the workers' capacity and the plan, and a backlog the plan keeps up with never drains. Each
+ * started batch is late by the backlog ahead of it over the rate it is released at.
+ */
+function simulateWorkers(capacity: number, cycles: number, ceiling = 50): Array<{ perSecond: number; backlog: number; state: ControlState }> {
+  const workerConfig = validateConfig({ batchSize: 1_000, duration: DURATION, perSecondOnPeak: ceiling, perSecondOffPeak: ceiling, autotune: { batchSize: false, rate: {} } });
+  let state = initialControl();
+  let backlog = 0;
+  const steps: Array<{ perSecond: number; backlog: number; state: ControlState }> = [];
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    const perSecond = effectiveConfig({ config: workerConfig, control: state }).perSecondOnPeak;
+    const planned = perSecond * DURATION;
+    const released = Math.min(capacity, perSecond) * DURATION;
+    const started = Math.min(backlog + planned, released);
+    const lateS = backlog / Math.max(Math.min(capacity, perSecond), 1e-9);
+    backlog = backlog + planned - started;
+    steps.push({ perSecond, backlog, state });
+    ({ state } = decide(workerConfig.autotune!, state, {
+      now: cycle * DURATION * 1000,
+      cycle,
+      configBatchSize: 1_000,
+      plannedPerSecond: perSecond,
+      sample: { batches: started, ids: started * 1_000, handlerMs: started * 50, lateMs: started * lateS * 1000, failures: 0 },
+      waiting: Math.round(backlog),
+      tickMs: 20,
+      health: null,
+      sinceMs: cycle === 0 ? null : DURATION * 1000,
+    }));
+  }
+  return steps;
+}
+
+describe("the closed loop against workers slower than the ceiling", () => {
+  it.each([15, 30, 42])("settles just under what %i batches/s of workers finish, instead of spiralling down to the floor", (capacity) => {
+    const steps = simulateWorkers(capacity, 120);
+    const settled = steps.slice(20).map((s) => s.perSecond);
+    expect(Math.min(...settled)).toBeGreaterThan(0.8 * capacity);
+    expect(Math.max(...settled)).toBeLessThanOrEqual(capacity * 1.01);
+    // Within a few decisions: the first cut goes straight to just under what the workers finished.
+    expect(steps[3]!.perSecond).toBeLessThanOrEqual(capacity);
+    // The backlog stops growing once the rate is under the workers' capacity.
+    expect(steps.at(-1)!.backlog).toBeLessThanOrEqual(steps[20]!.backlog);
+    expect(steps.at(-1)!.state.reason ?? "").toMatch(/^holding: .*workers keep up with the rate/);
+  });
+});
