@@ -57,6 +57,18 @@ export function describePlan(plan: readonly PlannedKill[]): string {
   return plan.map((k) => `${(k.atMs / 1000).toFixed(1)}s ${k.target === "ticks" ? `ticks@step${k.tickStep}` : `worker${k.worker}+${k.workerDelayMs}ms`}`).join(", ");
 }
 
+/** Waits until the backfill completed; fails at once if it ends otherwise (failed, cancelled, …), or after `timeoutMs`. */
+export async function waitForCompletion(spreader: SuperSpreader, name: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, cursor, initialId } = await spreader.status(name);
+    if (status === "completed") return;
+    if (status !== "running") throw new Error(`the backfill ended ${status}`);
+    if (Date.now() > deadline) throw new Error(`the backfill did not complete within ${timeoutMs} ms (cursor ${cursor} of ${initialId})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /* ----------------------------------------------- inside a worker process */
 
 interface TickRun {

@@ -91,11 +91,20 @@ export async function createPgChaosDatabase(serverUrl: string, names: PgChaosNam
   }
 }
 
-/** Drops the run's database (and whatever is still connected to it). */
+/**
+ * Drops the run's database. A pool's `end()` resolves before its connections are gone, and a
+ * `DROP … WITH (FORCE)` meanwhile terminates them with an error their client no longer listens
+ * for (an uncaught exception): wait up to 5 s for them to leave, and force only then.
+ */
 export async function dropPgChaosDatabase(serverUrl: string, names: PgChaosNames): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {
+    for (let waited = 0; waited < 5_000; waited += 100) {
+      const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [names.database]);
+      if (rows[0]?.n === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     await admin.query(`DROP DATABASE IF EXISTS ${names.database} WITH (FORCE)`);
   } finally {
     await admin.end();

@@ -17,7 +17,6 @@
  * Replay a run with SUPERSPREADER_CHAOS_SEED=<seed>.
  */
 import { randomInt } from "node:crypto";
-import { waitUntil } from "@superspreader/contract-tests";
 import { Queue, createPostgresBackend } from "bullmq";
 import { sql } from "drizzle-orm";
 import type { SQL } from "drizzle-orm";
@@ -35,7 +34,7 @@ import {
   pgChaosNames,
 } from "../src/chaos-postgres.js";
 import type { PgChaosMode, PgChaosNames } from "../src/chaos-postgres.js";
-import { describePlan, planKills } from "../src/chaos-postgres-kills.js";
+import { describePlan, planKills, waitForCompletion } from "../src/chaos-postgres-kills.js";
 import { forkTs } from "../src/child-process.js";
 import type { TsChild } from "../src/child-process.js";
 import { serverUrl } from "../src/env.js";
@@ -148,9 +147,12 @@ async function runScenario(mode: PgChaosMode): Promise<Outcome> {
         const reached = current.map(({ s, child }) => child.next("kill-point", 30_000).then((point) => ({ s, child, point })));
         for (const r of reached) r.catch(() => {});
         for (const { child } of current) {
-          void child.ready.then(() => {
-            if (!decided) child.process.send({ type: "arm", step: kill.tickStep });
-          });
+          child.ready.then(
+            () => {
+              if (!decided) child.process.send({ type: "arm", step: kill.tickStep });
+            },
+            () => {}, // killed before it was ready: nothing to arm
+          );
         }
         const { s, child, point } = await Promise.race(reached);
         decided = true;
@@ -160,19 +162,11 @@ async function runScenario(mode: PgChaosMode): Promise<Outcome> {
       }
       killed.add(slot.child);
       await slot.child.kill();
-      await trace(`killed pid ${slot.child.pid} (${kill.target === "ticks" ? `in a tick: ${tickKills.at(-1) ?? ""}` : `busy worker ${kill.worker}`})`);
+      await trace(`killed pid ${slot.child.pid} (${kill.target === "ticks" ? `in a tick: ${tickKills.at(-1) ?? ""}` : `busy worker ${slots.indexOf(slot)}`})`);
       slot.child = spawn();
     }
 
-    await waitUntil(
-      "the backfill to complete",
-      async () => {
-        const { status } = await spreader.status(names.backfill);
-        if (status !== "running" && status !== "completed") throw new Error(`the backfill ended ${status}`);
-        return status === "completed";
-      },
-      100_000,
-    );
+    await waitForCompletion(spreader, names.backfill, 100_000);
     const elapsedS = (Date.now() - startedAt) / 1000;
 
     const audit = await spreader.audit(names.backfill);
