@@ -10,8 +10,8 @@
  *   ceilings; a congestion signal (a health indicator saying slow, a slow tick, batches starting late or a
  *   queue backlog beyond what the plan put there while workers finish less than the plan) multiplies the
  *   share of the ceiling by 0.85 (or, for workers that fall short, sets it just under what they finished)
- *   and remembers that rate as bad for a while; workers that keep up with the rate while carrying an old
- *   backlog hold it; a clear cycle adds 5 % of the ceiling back, but never past the lowest bad rate
+ *   and remembers that rate as bad for a while; workers that keep up with the rate while carrying a
+ *   backlog (held back by the start bucket, not by them) count as clear; a clear cycle adds 5 % of the ceiling back, but never past the lowest bad rate
  *   remembered. AIMD converges from any start and shares capacity fairly between backfills that see the same
  *   signal (Chiu and Jain); the memory keeps the sawtooth just under the knee instead of around it.
  *
@@ -151,8 +151,9 @@ export function sampleBetween(before: SampleMark | null, now: SampleMark): Sampl
 
 /**
  * Workers that finish at least this share of the planned batches keep up with the rate: a backlog they
- * carry (late starts, due jobs waiting) is an old one, which a lower rate would not drain (the start
- * bucket releases late batches at the planned rate), so it holds the rate instead of lowering it.
+ * carry (late starts, due jobs waiting) is held back by the start bucket, which releases late batches at
+ * the planned rate, not by them. Lowering the rate would not drain it (and would spiral down to the
+ * floor); the rate counts as clear, so it rises until the workers fall short.
  */
 const KEEP_UP = 0.9;
 /** Lowered for workers that fall short, the rate goes to this share of what they finished. */
@@ -233,15 +234,11 @@ export function decide(policy: AutotunePolicy, state: ControlState, inputs: Cont
     const signal = congestion(rating, inputs);
     const why = signal?.why ?? null;
     let factor = state.factor;
-    if (signal?.backlog === true) {
-      // Workers keep up with the rate; their backlog is older than it. No increase (it would grow), no
-      // decrease (it would not drain, and the rate would spiral down to the floor while the database idles).
-      next = { ...next, congested: false, reason: `holding: ${signal.why}` };
-    } else if (why !== null && inputs.cycle < state.holdUntilCycle && inputs.health?.level !== "stop") {
+    if (why !== null && signal?.backlog !== true && inputs.cycle < state.holdUntilCycle && inputs.health?.level !== "stop") {
       // One decrease per cooldown (as TCP's one per round trip): the last one has not shown its effect
       // yet (a replica's lag drains only after the rate is under the knee). Hold the rate meanwhile.
       next = { ...next, congested: true, reason: `throttled: ${why}` };
-    } else if (why !== null) {
+    } else if (why !== null && signal?.backlog !== true) {
       // Workers that fall short go to just under what they finished, in one step: lowering by 0.85 a
       // cycle would take many cycles to reach their capacity, each adding to the backlog.
       const cut = signal?.shortfall === undefined ? DECREASE : Math.min(DECREASE, BELOW_CAPACITY * signal.shortfall);
@@ -266,6 +263,7 @@ export function decide(policy: AutotunePolicy, state: ControlState, inputs: Cont
           factor = Math.min(1, state.factor + Math.min(INCREASE, state.factor * PROBE));
           reason = `clear: probing above the ${Math.round(state.lowestBad.factor * 100)}% found too fast ${Math.round((inputs.now - state.lowestBad.at) / 60_000)} min ago`;
         }
+        if (signal?.backlog === true) reason = `${reason} (${signal.why})`;
         if (factor > state.factor + 1e-9) {
           decisions.push({ field: "rate", from: state.factor, to: factor, reason });
           next = { ...next, reason: factor >= 1 ? null : reason };

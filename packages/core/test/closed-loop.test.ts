@@ -140,11 +140,10 @@ describe("rate control on health signals", () => {
     await w.spreader.start("late");
     await w.run(300);
     const status = await w.spreader.status("late");
-    // Down to just under what the worker finishes (1.67/s), not further: once it keeps up with the rate,
-    // the backlog it carries holds the rate instead of lowering it cycle after cycle.
-    expect(status.rate.perSecond).toBeLessThanOrEqual(1 / 0.6);
-    expect(status.rate.perSecond).toBeGreaterThan(0.8 / 0.6);
-    expect(status.control?.reason).toMatch(/^holding: batches start [\d.]+ s late on average \(> 2\.0 s\), but workers keep up with the rate/);
+    // Around what the worker finishes (1.67/s), not down to the floor: while it keeps up with the rate the
+    // backlog it carries is the start bucket's, so the rate rises again until it falls short.
+    expect(status.rate.perSecond).toBeLessThan(4 * 0.85);
+    expect(status.rate.perSecond).toBeGreaterThan(0.7 / 0.6);
     expect(tuned.some((t) => t.field === "rate" && /workers finish [\d.]+ batches\/s of the [\d.]+ planned/.test(t.reason))).toBe(true);
   });
 });

