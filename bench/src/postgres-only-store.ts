@@ -1,11 +1,9 @@
 /**
- * What `postgres-only.ts` needs beyond bench/package.json's dependencies: store-drizzle (imported
- * from its sources until `@superspreader/store-drizzle` is a dependency of this package; then
- * import it by name), and a pool that counts and times every statement it runs.
+ * What `postgres-only.ts` needs: store-drizzle, and a pool that counts and times every statement it runs.
  */
 import pg from "pg";
 
-export { createDrizzleStateStore, migrateStateStore } from "../../packages/store-drizzle/src/index.js";
+export { createDrizzleStateStore, migrateStateStore } from "@superspreader/store-drizzle";
 
 /** Statements a {@link CountingPool} ran, split into the handler's (matched by `isHandler`) and the rest (the store's). */
 export interface StatementCounts {
