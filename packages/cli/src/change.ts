@@ -1,4 +1,4 @@
-import { planDeadline, validateConfig, type BackfillConfig, type BackfillStatus, type DeadlinePlan, type RepairSummary } from "@superspreader/core";
+import { planDeadline, validateConfig, type BackfillConfig, type BackfillStatus, type DeadlinePlan, type ExtendSummary, type RepairSummary } from "@superspreader/core";
 import type { App } from "./app.js";
 import { changeOptions, meant, nameArg, parseAssignments } from "./args.js";
 import type { Command, Context, Output } from "./commands.js";
@@ -164,7 +164,8 @@ async function deadlineCheck(context: Context, s: BackfillStatus, proposed: Back
   return planDeadline({
     config: proposed,
     from: Math.max(Date.now(), eta?.from ?? s.nextTickAt),
-    idsRemaining: s.cursor >= s.minId ? s.cursor - s.minId + 1n : 0n,
+    // Below the cursor and in the spans extend queued (the cursor alone misses those).
+    idsRemaining: s.unplanned.reduce((sum, r) => sum + (r.endId - r.beginId + 1n), 0n),
     requeued: deferred,
   });
 }
@@ -219,32 +220,34 @@ export const configSet: Command = async (context) => {
 
 /* --------------------------------------------------------------- repair */
 
-/** The repair fields of the stored document (core keeps the last repair's outcome there for whoever asked). */
-interface RepairFields {
+/** A request core keeps in the stored document for a worker, and the outcome the worker stores when it clears it. */
+interface Requested<T> {
   readonly runId: string | null;
-  readonly repairRequest: unknown;
-  readonly lastRepair: RepairSummary | null;
+  readonly request: unknown;
+  readonly outcome: T | null;
 }
 
-async function repairFields(app: App, name: string): Promise<RepairFields> {
-  const value = ((await app.store?.get(name))?.value ?? null) as Partial<RepairFields> | null;
-  return { runId: value?.runId ?? null, repairRequest: value?.repairRequest ?? null, lastRepair: value?.lastRepair ?? null };
+async function requested<T>(app: App, name: string, request: string, outcome: string): Promise<Requested<T>> {
+  const value = ((await app.store?.get(name))?.value ?? null) as Record<string, unknown> | null;
+  return { runId: (value?.runId as string | undefined) ?? null, request: value?.[request] ?? null, outcome: (value?.[outcome] as T | undefined) ?? null };
 }
+
+const repairFields = (app: App, name: string) => requested<RepairSummary>(app, name, "repairRequest", "lastRepair");
 
 const POLL_MS = 200;
 
 /**
- * Waits for a worker to carry out the repair request: the worker clears the request and
+ * Waits for a worker to carry out a request (a repair, an extension): the worker clears the request and
  * stores its outcome in one write. Returns that outcome, or why there is none.
  */
-async function awaitRepair(app: App, name: string, runId: string, previous: RepairSummary | null, context: Context): Promise<RepairSummary | "dropped" | "timeout"> {
+async function awaitWorker<T>(read: () => Promise<Requested<T>>, runId: string, previous: T | null, context: Context): Promise<T | "dropped" | "timeout"> {
   // Half the time left, or all but a second of it: the answer must come before --timeout gives up on the command.
   const remaining = context.deadline - Date.now();
   const until = Date.now() + Math.max(remaining / 2, remaining - 1_000);
   for (;;) {
-    const now = await repairFields(app, name);
+    const now = await read();
     if (now.runId !== runId) return "dropped";
-    if (now.repairRequest === null) return JSON.stringify(now.lastRepair) === JSON.stringify(previous) || now.lastRepair === null ? "dropped" : now.lastRepair;
+    if (now.request === null) return JSON.stringify(now.outcome) === JSON.stringify(previous) || now.outcome === null ? "dropped" : now.outcome;
     if (Date.now() + POLL_MS > until || context.signal.aborted) return "timeout";
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
@@ -270,7 +273,7 @@ function repairText(name: string, by: string, r: { checked: number; lost: number
 export const repair: Command = async (context) => {
   const name = nameArg(context, "superspreader repair NAME");
   const { app } = context;
-  const previous = app.hasQueue ? null : (await repairFields(app, name)).lastRepair;
+  const previous = app.hasQueue ? null : (await repairFields(app, name)).outcome;
   const report = await app.spreader.repair(name, changeOptions(context));
   if (!report.requested) {
     const lines = [
@@ -304,7 +307,7 @@ export const repair: Command = async (context) => {
     };
   }
   context.note(`waiting for a worker that defines ${name} to carry out the repair…`);
-  const outcome = await awaitRepair(app, name, report.runId, previous, context);
+  const outcome = await awaitWorker(() => repairFields(app, name), report.runId, previous, context);
   if (outcome === "timeout") {
     throw new CliError(
       EXIT.FAILED,
@@ -317,6 +320,65 @@ export const repair: Command = async (context) => {
     json: { name, runId: report.runId, requested: true, carriedOut: true, ...UNKNOWN_REPAIR, checked, lost, unaccounted, requeued },
     text: repairText(name, "a worker", outcome),
   };
+};
+
+/* --------------------------------------------------------------- extend */
+
+const extendFields = (app: App, name: string) => requested<ExtendSummary>(app, name, "extendRequest", "lastExtend");
+
+function extendText(name: string, by: string, e: { extended: boolean; fromId: bigint; toId: bigint; sourceMaxId: bigint | null; revived: boolean }): string {
+  if (!e.extended) {
+    const max = e.sourceMaxId === null ? "the source has no rows" : `the source's max id is ${f.int(e.sourceMaxId)}`;
+    return `${name}: nothing new above the run's id space (it ends at ${f.int(e.fromId)}; ${max}); nothing was changed (${by}).`;
+  }
+  const ids = e.toId - e.fromId;
+  return (
+    `${name}: extended by ${by}: ids ${f.int(e.fromId + 1n)}..${f.int(e.toId)} (${f.plural(ids, "id")}) added; the cycles plan them after the ranges planned before them` +
+    (e.revived ? "; the run had ended and runs again." : ".")
+  );
+}
+
+export const extend: Command = async (context) => {
+  const name = nameArg(context, "superspreader extend NAME");
+  const { app } = context;
+  const previous = (await extendFields(app, name)).outcome;
+  const report = await app.spreader.extend(name, changeOptions(context));
+  const json = (e: { extended: boolean; fromId: bigint; toId: bigint; sourceMaxId: bigint | null; revived: boolean } | null, carriedOut: boolean) => ({
+    name,
+    runId: report.runId,
+    requested: report.requested,
+    carriedOut,
+    extended: e?.extended ?? null,
+    fromId: e?.fromId ?? null,
+    toId: e?.toId ?? null,
+    sourceMaxId: e?.sourceMaxId ?? null,
+    revived: e?.revived ?? null,
+  });
+  if (!report.requested) return { json: json(report, true), text: extendText(name, "this process (--config)", report) };
+  if (context.options["no-wait"]) {
+    return {
+      json: json(null, false),
+      text: `${name}: extension requested; a worker that defines ${name} reads its source's max id and carries it out within seconds (\`superspreader status ${name}\` shows the id space).`,
+    };
+  }
+  context.note(`waiting for a worker that defines ${name} to read its source's max id…`);
+  const outcome = await awaitWorker(() => extendFields(app, name), report.runId, previous, context);
+  if (outcome === "timeout") {
+    throw new CliError(
+      EXIT.FAILED,
+      `no worker carried out the extension of ${name} in time: the request stays, and a worker that defines ${name} carries it out when one runs (is one running against this store?)`,
+    );
+  }
+  if (outcome === "dropped") throw new CliError(EXIT.FAILED, `the extension of ${name} was dropped: its run changed meanwhile (see \`superspreader status ${name}\`)`);
+  const e = {
+    extended: outcome.extended,
+    fromId: BigInt(outcome.fromId),
+    toId: BigInt(outcome.toId),
+    sourceMaxId: outcome.sourceMaxId === null ? null : BigInt(outcome.sourceMaxId),
+    // A worker revives a finished run with the extension; the stored summary does not say whether it had ended.
+    revived: false,
+  };
+  return { json: { ...json(e, true), revived: null }, text: extendText(name, "a worker", e) };
 };
 
 /* ------------------------------------------------------------ pin, unpin */

@@ -303,6 +303,19 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       examples: ['superspreader repair reencrypt-messages --reason "jobs deleted by hand"', "superspreader repair reencrypt-messages --no-wait"],
     },
   },
+  extend: {
+    run: change.extend,
+    options: [...CHANGE, "no-wait"],
+    help: {
+      usage: "superspreader extend NAME [--no-wait] [--reason TEXT] [--json]",
+      line: "catch up: add rows inserted above the run's id space",
+      summary:
+        "read the source's max id and, when rows were inserted above the run's id space since it started, add them to the run (finished ranges never run again); a completed run runs again; with nothing new, change nothing and say so",
+      details:
+        "The new ids are planned, highest first, after the ranges planned before them, at the run's rate; status, ETA and audit cover them. The config's autoExtend does this by itself when a run reaches the bottom. Without --config a worker defining the backfill reads its source: the CLI waits for its answer (up to --timeout) unless --no-wait.",
+      examples: ['superspreader extend reencrypt-messages --reason "rows written since the start"', "superspreader extend reencrypt-messages --json | jq .toId"],
+    },
+  },
   dashboard: {
     run: dashboard,
     options: ["port", "host", "allow-control", "actor"],

@@ -306,7 +306,8 @@ async function deadlineOf(spreader: Context["app"]["spreader"], s: BackfillStatu
     config: s.config,
     ...(finishBy === undefined ? {} : { finishBy }),
     from: eta.from,
-    idsRemaining: s.cursor >= s.minId ? s.cursor - s.minId + 1n : 0n,
+    // Below the cursor and in the spans extend queued (the cursor alone misses those).
+    idsRemaining: s.unplanned.reduce((sum, r) => sum + (r.endId - r.beginId + 1n), 0n),
     requeued: deferred,
   });
 }

@@ -6,6 +6,7 @@ import {
   type BackfillConfigInput,
   type BatchContext,
   type HealthIndicator,
+  type IdSource,
   type JobQueue,
   type MemoryWorker,
   type QueueJob,
@@ -23,6 +24,8 @@ export interface TestBackfill {
   readonly handle?: (context: BatchContext) => Promise<void>;
   /** The definition's health indicators. */
   readonly health?: readonly HealthIndicator[];
+  /** Instead of ids 1..maxId: this source (a table that grows, for extend). */
+  readonly source?: IdSource;
 }
 
 /** A batch job, by its backfill, cycle and first id. */
@@ -74,8 +77,8 @@ export function memoryApp(prefix: string, backfills: Readonly<Record<string, Tes
     addOutstanding: (name, runId, entries) => redisStore.addOutstanding(name, runId, entries.filter((e) => !matches(options.forget, name, e.cycle, e.beginId))),
   };
   const spreader = createSuperSpreader({ queue, store, ...(options.reconcileAfterMs === undefined ? {} : { reconcileAfterMs: options.reconcileAfterMs }) });
-  for (const [name, { maxId, config, handle, health }] of Object.entries(backfills)) {
-    spreader.define(name, { source: createMemoryIdSource({ minId: 1, maxId }), config, handle: handle ?? (async () => {}), ...(health ? { health } : {}) });
+  for (const [name, { maxId, config, handle, health, source }] of Object.entries(backfills)) {
+    spreader.define(name, { source: source ?? createMemoryIdSource({ minId: 1, maxId }), config, handle: handle ?? (async () => {}), ...(health ? { health } : {}) });
   }
   const worker = createMemoryWorker({ queue: memory, spreader, concurrency: 4, watchdogIntervalMs: options.watchdogIntervalMs ?? 100 });
   worker.start();

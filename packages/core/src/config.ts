@@ -171,6 +171,13 @@ export interface BackfillConfigInput {
    * @default null
    */
   finishBy?: string | number | null;
+  /**
+   * Catch-up: when the run has planned every range of its id space, the tick reads the source's
+   * `maxId()` again and, when rows were inserted above the id space, extends the run to them (as
+   * `spreader.extend(name)` does) before it completes. A table that keeps growing keeps the run going.
+   * @default false
+   */
+  autoExtend?: boolean;
 }
 
 /** A validated configuration: plain JSON, as stored. */
@@ -191,6 +198,8 @@ export interface BackfillConfig {
   readonly budget: BudgetPolicy | null;
   /** The deadline (epoch ms), or null. */
   readonly finishBy: number | null;
+  /** Extend the run to rows inserted above its id space when it reaches the bottom. */
+  readonly autoExtend: boolean;
 }
 
 const KEYS = [
@@ -207,6 +216,7 @@ const KEYS = [
   "health",
   "budget",
   "finishBy",
+  "autoExtend",
 ];
 const HOLD_KEYS = Object.keys(HOLD_DEFAULTS);
 
@@ -431,6 +441,10 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
   const health = parseHealth(raw.health);
   const budget = parseBudget(raw.budget);
   const finishBy = parseFinishBy(raw.finishBy);
+  const autoExtend = raw.autoExtend ?? false;
+  if (typeof autoExtend !== "boolean") {
+    throw new SuperSpreaderError("INVALID_CONFIG", `autoExtend must be true or false, got ${describeValue(autoExtend)}`, { field: "autoExtend" });
+  }
   return {
     batchSize,
     duration: raw.duration as number,
@@ -445,6 +459,7 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
     health,
     budget,
     finishBy,
+    autoExtend,
   };
 }
 

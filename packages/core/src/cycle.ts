@@ -127,11 +127,39 @@ export function cycleCapacity(run: RunState, now: number): number {
   return position(run, now).count;
 }
 
+/**
+ * The span the next cycle plans fresh ranges from: the current one (`[floor, cursor]`), or, once the
+ * cursor is below its floor, the first span `extend` queued (`taken`). Documents of earlier versions
+ * (no `floor`, no `spans`) have one span, `[minId, cursor]`.
+ */
+export function currentSpan(run: Pick<RunState, "cursor" | "minId"> & Partial<Pick<RunState, "floor" | "spans">>): { cursor: bigint; floor: bigint; taken: boolean } {
+  const cursor = BigInt(run.cursor);
+  const floor = BigInt(run.floor ?? run.minId);
+  const next = run.spans?.[0];
+  if (cursor < floor && next !== undefined) return { cursor: BigInt(next.endId), floor: BigInt(next.beginId), taken: true };
+  return { cursor, floor, taken: false };
+}
+
+/** The ids of the run not planned yet, ascending: what is left of the current span, and the spans `extend` queued. */
+export function unplannedRanges(run: Pick<RunState, "cursor" | "minId"> & Partial<Pick<RunState, "floor" | "spans">>): IdRange[] {
+  const cursor = BigInt(run.cursor);
+  const floor = BigInt(run.floor ?? run.minId);
+  const out: IdRange[] = cursor >= floor ? [{ beginId: floor, endId: cursor }] : [];
+  for (const span of run.spans ?? []) out.push({ beginId: BigInt(span.beginId), endId: BigInt(span.endId) });
+  return out.sort((a, b) => (a.beginId < b.beginId ? -1 : a.beginId > b.beginId ? 1 : 0));
+}
+
+/** How many ids {@link unplannedRanges} holds. */
+export function idsUnplanned(run: Pick<RunState, "cursor" | "minId"> & Partial<Pick<RunState, "floor" | "spans">>): bigint {
+  return unplannedRanges(run).reduce((sum, r) => sum + (r.endId - r.beginId + 1n), 0n);
+}
+
 /** The batches a plan enqueues (requeued first, then fresh), with their ranges. */
 export function planRanges(run: Pick<RunState, "minId">, plan: CyclePlan): Array<RangeEntry & { kind: "requeued" | "fresh" }> {
   return [
     ...plan.requeue.map((e) => ({ ...fromStored(e), cycle: plan.cycle, kind: "requeued" as const })),
-    ...[...descendingRanges(BigInt(plan.cursor), BigInt(run.minId), plan.batchSize, plan.fresh)].map((r) => ({
+    // The plan's own floor: a span `extend` adds after the plan was stored does not move it.
+    ...[...descendingRanges(BigInt(plan.cursor), BigInt(plan.floor ?? run.minId), plan.batchSize, plan.fresh)].map((r) => ({
       ...r,
       cycle: plan.cycle,
       kind: "fresh" as const,
@@ -170,12 +198,16 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
   if (!Number.isFinite(now)) throw new SuperSpreaderError("INVALID_ARGUMENT", `now must be epoch ms, got ${describeValue(now)}`, { field: "now" });
   // The batch size and rates the closed loop put in force (the config's without it): part of the stored plan.
   const config = effectiveConfig(run);
-  const cursor = BigInt(run.cursor);
-  const minId = BigInt(run.minId);
+  // A cycle plans fresh ranges from one span; one that finds the current span exhausted takes the next.
+  const span = currentSpan(run);
+  const cursor = span.cursor;
+  const minId = span.floor;
   const common = {
     cycle: run.cycle,
     batchSize: config.batchSize,
-    cursor: run.cursor,
+    cursor: cursor.toString(),
+    floor: minId.toString(),
+    ...(span.taken ? { spanTaken: true } : {}),
     spreadWithinSecond: config.spreadWithinSecond,
     priority: config.priority ?? DEFAULT_BATCH_PRIORITY,
     maxAttempts: config.maxAttempts,
@@ -202,7 +234,7 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
       firstSlot: 0,
       slots: fresh.length + requeued.length,
       fresh: fresh.length,
-      nextCursor: fresh[0] ? (fresh[0].beginId - 1n).toString() : run.cursor,
+      nextCursor: fresh[0] ? (fresh[0].beginId - 1n).toString() : common.cursor,
       requeue: requeued.map(toStored),
       nextTickAt,
       pace: null,
@@ -235,7 +267,7 @@ export function planCycle(run: RunState, requeue: readonly RangeEntry[], now: nu
     firstSlot: at.first,
     slots: at.count,
     fresh: fresh.length,
-    nextCursor: last ? (last.beginId - 1n).toString() : run.cursor,
+    nextCursor: last ? (last.beginId - 1n).toString() : common.cursor,
     requeue: requeued.map(toStored),
     nextTickAt: at.nextStart,
     pace,

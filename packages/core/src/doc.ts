@@ -19,6 +19,32 @@ export interface StoredEntry {
   readonly cycle: number;
 }
 
+/** A span of ids added to a run by `extend`, planned once the spans before it are (decimal strings, inclusive). */
+export interface StoredSpan {
+  readonly beginId: string;
+  readonly endId: string;
+}
+
+/** An extension asked for by a process that does not define the backfill (the CLI): a worker that defines it carries it out. */
+export interface ExtendRequest {
+  readonly at: number;
+  readonly actor: string;
+  readonly reason: string | null;
+}
+
+/** The outcome of the last extension (or of a request that found nothing new), kept for whoever asked. */
+export interface ExtendSummary {
+  readonly at: number;
+  readonly actor: string;
+  /** True when the run's id space grew. */
+  readonly extended: boolean;
+  /** The run's highest id before and after (decimal strings). */
+  readonly fromId: string;
+  readonly toId: string;
+  /** What the source's `maxId()` answered (null: no rows). */
+  readonly sourceMaxId: string | null;
+}
+
 /** The slot grid the next cycle continues (see pacing.ts). */
 export interface StoredPace {
   /** Epoch ms of the grid's slot 0 and cycle 0. */
@@ -64,6 +90,16 @@ export interface CyclePlan {
   readonly batchSize: number;
   /** Cursor before the cycle (next endId to plan); fresh ranges go down from here. */
   readonly cursor: string;
+  /**
+   * The lowest id the cycle's fresh ranges may reach: the floor of the span they come from (absent in
+   * plans of earlier versions: the run's minId).
+   */
+  readonly floor?: string;
+  /**
+   * True when the cycle starts the first span queued by `extend` (the current one was exhausted): `cursor`
+   * and `floor` are that span's, and finalising the cycle makes it the current span.
+   */
+  readonly spanTaken?: boolean;
   /** Fresh ranges in this cycle. */
   readonly fresh: number;
   /** Cursor after the cycle. */
@@ -153,11 +189,26 @@ export interface BackfillDoc {
   readonly runId: string;
   readonly status: BackfillStatusName;
   readonly config: BackfillConfig;
-  /** Id space of the run, fixed at start (decimal strings). */
+  /** Id space of the run, `[minId, initialId]` (decimal strings): fixed at start, `initialId` raised by `extend`. */
   readonly minId: string;
   readonly initialId: string;
-  /** Next endId to plan; below minId when every fresh range has been enqueued. */
+  /** Next endId to plan in the current span; below `floor` when every fresh range of it has been enqueued. */
   readonly cursor: string;
+  /**
+   * The lowest id of the span the cursor descends in: `minId` for the span a run starts with (and in
+   * documents of earlier versions), `oldInitialId + 1` for a span added by `extend`.
+   */
+  readonly floor: string;
+  /**
+   * Spans added by `extend`, planned in order once the current span is exhausted (a cycle takes the
+   * first when the cursor is below `floor`). `extend` only appends, in the same compare-and-set that
+   * raises `initialId`, so a span is planned once whatever a crash interrupts. Empty in earlier documents.
+   */
+  readonly spans: readonly StoredSpan[];
+  /** An extension waiting for a worker that defines the backfill (asked for by the CLI), or null. */
+  readonly extendRequest: ExtendRequest | null;
+  /** What the last extension found and did, or null before the first. */
+  readonly lastExtend: ExtendSummary | null;
   /** The cycle the next tick plans. */
   readonly cycle: number;
   /** Tick generation: bumped by resume and by reviving a chain, so older ticks turn stale. */
@@ -260,6 +311,11 @@ export function parseDoc(name: string, value: unknown, validated: (config: unkno
     if (typeof d.pending !== "object") throw corrupt(what, "has a malformed pending plan");
     pending = parsePlan(what, d.pending as Record<string, unknown>, config);
   }
+  if (d.floor !== undefined && !isIdString(d.floor)) throw corrupt(what, `field floor is ${JSON.stringify(d.floor)}`);
+  const spans = (d.spans ?? []) as StoredSpan[];
+  if (!Array.isArray(spans) || spans.some((s) => typeof s !== "object" || s === null || !isIdString(s.beginId) || !isIdString(s.endId) || BigInt(s.beginId) > BigInt(s.endId))) {
+    throw corrupt(what, `field spans is ${JSON.stringify(d.spans)}`);
+  }
   if (d.revision !== undefined && !isInt(d.revision)) throw corrupt(what, `field revision is ${JSON.stringify(d.revision)}`);
   const pace = (d.pace ?? null) as StoredPace | null;
   if (pace !== null && (typeof pace !== "object" || !isTime(pace.origin) || !isInt(pace.tick) || typeof pace.perSecond !== "string")) {
@@ -289,6 +345,11 @@ export function parseDoc(name: string, value: unknown, validated: (config: unkno
     needsTick: d.needsTick === true,
     unstarted: d.unstarted === true,
     finishedAt: (d.finishedAt as number | null | undefined) ?? null,
+    // Documents of earlier versions have one span, [minId, initialId], and no extensions.
+    floor: (d.floor as string | undefined) ?? (d.minId as string),
+    spans,
+    extendRequest: (d.extendRequest as ExtendRequest | undefined) ?? null,
+    lastExtend: (d.lastExtend as ExtendSummary | undefined) ?? null,
   };
 }
 

@@ -5,6 +5,7 @@ import { decide, initialControl, round, type ControlDecision, type ControlState,
 import type { BackfillDoc, StoredPace } from "./doc.js";
 import { describeError } from "./batch.js";
 import { walk } from "./estimate.js";
+import { idsUnplanned } from "./cycle.js";
 import type { HealthReading, RunMetrics } from "./ports.js";
 import { effectiveConfig, effectiveRate, under } from "./effective.js";
 
@@ -195,12 +196,10 @@ export function steered(doc: Pick<BackfillDoc, "config" | "control">): boolean {
   return config.autotune !== null || config.finishBy !== null || config.budget !== null || doc.control !== null;
 }
 
-/** Ids left above the cursor and the deferred ranges, for deadline estimates. */
+/** Ids not planned yet (below the cursor, and spans `extend` queued) and the deferred ranges, for deadline estimates. */
 async function remaining(core: Core, doc: BackfillDoc): Promise<{ idsRemaining: bigint; requeued: readonly { beginId: bigint; endId: bigint }[] }> {
   const requeued = await core.store.listDeferred(doc.name, doc.runId, 100_000);
-  const cursor = BigInt(doc.cursor);
-  const minId = BigInt(doc.minId);
-  return { idsRemaining: cursor >= minId ? cursor - minId + 1n : 0n, requeued };
+  return { idsRemaining: idsUnplanned(doc), requeued };
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(".000Z", "Z");

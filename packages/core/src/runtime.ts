@@ -2,7 +2,8 @@ import { runBatch } from "./batch.js";
 import { systemClock, type Clock } from "./clock.js";
 import { SCAN_LIMIT, createCore, type Core, type Definition } from "./context.js";
 import { validateConfig, validateStoredConfig, type BackfillConfig, type BackfillConfigInput } from "./config.js";
-import { tickJob } from "./cycle.js";
+import { idsUnplanned, tickJob, unplannedRanges } from "./cycle.js";
+import { extendRun, type ExtendReport } from "./extend.js";
 import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { EventHub, type SuperSpreaderEventName, type SuperSpreaderListener } from "./events.js";
@@ -252,6 +253,22 @@ export interface SuperSpreader extends JobProcessor {
    * the rate. The ticks do the same by themselves; this does it now and reports it.
    */
   repair(name: string, options?: ChangeOptions): Promise<RepairReport>;
+  /**
+   * Catch-up: extends the run to rows inserted above its id space since it started. Reads the source's
+   * `maxId()`; when it is above the run's `initialId`, one compare-and-set raises `initialId` and queues
+   * the span `(initialId, maxId]`, which the cycles plan (highest first) once the ranges planned before
+   * it are; finished ranges never run again. A completed or failed run runs again; a paused one stays
+   * paused. With nothing new it changes nothing and says so (`extended: false`). Repeatable. In a
+   * process that does not define the backfill (the CLI), it is written as a request a worker carries out.
+   * `config.autoExtend` does the same by itself when a run reaches the bottom.
+   *
+   * @example
+   * ```ts
+   * const report = await spreader.extend("reencrypt-messages", { actor: "alice", reason: "rows written since the start" });
+   * report.extended ? `${report.fromId} → ${report.toId}` : "nothing new above the id space";
+   * ```
+   */
+  extend(name: string, options?: ChangeOptions): Promise<ExtendReport>;
   /** Names of every stored backfill. */
   list(): Promise<string[]>;
   /** Subscribes to an event; returns the unsubscribe function. */
@@ -301,6 +318,10 @@ function freshDoc(name: string, now: number, fields: Partial<BackfillDoc> & Pick
     minId: "1",
     initialId: "0",
     cursor: "0",
+    floor: "1",
+    spans: [],
+    extendRequest: null,
+    lastExtend: null,
     cycle: 0,
     epoch: 0,
     nextTickAt: now,
@@ -441,6 +462,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       minId: (minId ?? 1n).toString(),
       initialId: (maxId ?? 0n).toString(),
       cursor: (maxId ?? 0n).toString(),
+      floor: (minId ?? 1n).toString(),
       finishedAt: empty ? now : null,
       revision: (current?.doc.revision ?? 0) + 1,
     });
@@ -498,7 +520,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     }
     let { doc: now } = await readOrThrow(name);
     let unaccounted: IdRange[] = [];
-    const exhausted = BigInt(now.cursor) < BigInt(now.minId);
+    const exhausted = unplannedRanges(now).length === 0;
     if (exhausted) {
       const deferred = await store.listDeferred(now.name, now.runId, 1);
       const found = await orphans(core, now);
@@ -668,9 +690,7 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
           if (JSON.stringify(config[key]) !== JSON.stringify(doc.config[key])) diff[key] = { from: doc.config[key], to: config[key] };
         }
         if (deferred !== null && config.finishBy !== null && Object.keys(diff).length > 0 && open(doc.status)) {
-          const cursor = BigInt(doc.cursor);
-          const minId = BigInt(doc.minId);
-          checkDeadline(config, Math.max(clock.now(), doc.nextTickAt), { idsRemaining: cursor >= minId ? cursor - minId + 1n : 0n, requeued: deferred });
+          checkDeadline(config, Math.max(clock.now(), doc.nextTickAt), { idsRemaining: idsUnplanned(doc), requeued: deferred });
         }
         return Object.keys(diff).length === 0 ? null : { ...doc, config, revision: doc.revision + 1 };
       });
@@ -746,6 +766,11 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
 
     repair,
 
+    async extend(name, opts = {}) {
+      checkName(name);
+      return extendRun(core, name, { ...opts, check: (doc) => checkRevision(name, doc, opts) });
+    },
+
     list: () => store.list(),
 
     on: (event, listener) => events.on(event, listener),
@@ -759,6 +784,9 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
       watchdog(core, {
         start: async (doc) => {
           await start(doc.name, { restart: true });
+        },
+        extend: async (doc) => {
+          await extendRun(core, doc.name, { actor: doc.extendRequest?.actor ?? "api", ...(doc.extendRequest?.reason ? { reason: doc.extendRequest.reason } : {}) });
         },
         repair: async (doc) => {
           await repair(doc.name, { actor: doc.repairRequest?.actor ?? "api", ...(doc.repairRequest?.reason ? { reason: doc.repairRequest.reason } : {}) });

@@ -1,6 +1,6 @@
 import { SCAN_LIMIT, type Core } from "./context.js";
 import { rateAt, validateConfig, type BackfillConfig, type BackfillConfigInput, type RateAt } from "./config.js";
-import { LATE_TICK_MS, cycleCapacity, cycleJobs, planCycle, planRanges } from "./cycle.js";
+import { LATE_TICK_MS, cycleCapacity, cycleJobs, idsUnplanned, planCycle, planRanges, unplannedRanges } from "./cycle.js";
 import type { BackfillDoc, BackfillStatusName, HoldState, RepairRequest, RepairSummary, StartRequest, WatchdogRecord } from "./doc.js";
 import type { ControlState } from "./control.js";
 import { effectiveConfig } from "./effective.js";
@@ -10,7 +10,7 @@ import type { FailedRange, IdRange, OutstandingEntry, RangeEntry, RunMetrics } f
 
 /** Progress of a run. */
 export interface BackfillProgress {
-  /** Ids in the run's id space, `initialId - minId + 1`. */
+  /** Ids in the run's id space, `initialId - minId + 1` (grows with every `extend`). */
   readonly idsTotal: bigint;
   /** Ids recorded done. */
   readonly idsDone: bigint;
@@ -105,11 +105,16 @@ export interface BackfillStatus {
   readonly status: BackfillStatusName;
   readonly runId: string;
   readonly config: BackfillConfig;
-  /** Id space of the run, fixed at start. */
+  /** Id space of the run, `[minId, initialId]`: read at start, `initialId` raised by `extend`. */
   readonly minId: bigint;
   readonly initialId: bigint;
-  /** Next id to plan; below minId once every range has been enqueued. */
+  /** Next id to plan in the current span; below it once every range of the span has been enqueued. */
   readonly cursor: bigint;
+  /**
+   * The ids not planned yet, ascending: what is left below the cursor, and the spans `extend` added that
+   * the cycles plan after the current one. Empty once every range has been enqueued.
+   */
+  readonly unplanned: readonly IdRange[];
   readonly cycle: number;
   /** When the tick of the current cycle is due (epoch ms); for a held run, the next probe. */
   readonly nextTickAt: number;
@@ -229,6 +234,7 @@ export async function statusOf(core: Core, doc: BackfillDoc): Promise<BackfillSt
     minId,
     initialId,
     cursor: BigInt(doc.cursor),
+    unplanned: unplannedRanges(doc),
     cycle: doc.cycle,
     nextTickAt: doc.nextTickAt,
     tickOverdueMs: doc.status === "running" || doc.status === "held" ? Math.max(0, now - doc.nextTickAt) : 0,
@@ -278,8 +284,7 @@ export async function auditOf(core: Core, doc: BackfillDoc): Promise<AuditReport
   const done = await store.listDone(doc.name, doc.runId);
   const merged = mergeRanges(done);
   const gaps = initialId >= minId ? findGaps(minId, initialId, merged) : [];
-  const cursor = BigInt(doc.cursor);
-  const unplanned = cursor >= minId ? [{ beginId: minId, endId: cursor }] : [];
+  const unplanned = unplannedRanges(doc);
   const afterFailed = subtract(gaps, mergeRanges(failed));
   const afterDeferred = subtract(afterFailed, mergeRanges(deferred));
   const afterUnplanned = subtract(afterDeferred, unplanned);
@@ -362,12 +367,10 @@ export async function etaOf(core: Core, doc: BackfillDoc, config?: BackfillConfi
   const valid = effectiveConfig({ config: config === undefined ? doc.config : validateConfig(config), control: doc.control });
   const from = nextCycleAt(doc, now);
   const observed = observedRate(metrics, now, { startedAt: doc.startedAt });
-  const cursor = BigInt(doc.cursor);
-  const minId = BigInt(doc.minId);
   const eta = estimate({
     config: valid,
     from,
-    idsRemaining: cursor >= minId ? cursor - minId + 1n : 0n,
+    idsRemaining: idsUnplanned(doc),
     requeued: deferred,
     observed,
     grid: doc.status === "running" && from === doc.nextTickAt && config === undefined ? doc.pace : null,

@@ -1,6 +1,7 @@
 import { SCAN_LIMIT, MAX_CAS_ROUNDS, type Core } from "./context.js";
 import { hold } from "./batch.js";
-import { batchJobId, cycleCapacity, cycleJobs, cycleStart, fromStored, holdAfter, planCycle } from "./cycle.js";
+import { batchJobId, cycleCapacity, cycleJobs, cycleStart, fromStored, holdAfter, planCycle, unplannedRanges } from "./cycle.js";
+import { extendRun } from "./extend.js";
 import { releaseBudget, steer, steered, type Steering } from "./loop.js";
 import type { BackfillDoc, CyclePlan } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
@@ -49,6 +50,9 @@ export async function finalize(core: Core, version: number, doc: BackfillDoc, pl
   const written = await core.write(doc.name, version, {
     ...doc,
     cursor: plan.nextCursor,
+    // The cycle started the first span extend queued: it is the current span now. Extensions only
+    // append, so the first span is the one the plan took even if one was added since it was stored.
+    ...(plan.spanTaken === true ? { floor: plan.floor ?? doc.floor, spans: doc.spans.slice(1) } : {}),
     cycle: plan.cycle + 1,
     pending: null,
     nextTickAt: plan.nextTickAt,
@@ -145,12 +149,11 @@ export async function orphans(core: Core, doc: BackfillDoc): Promise<{ outstandi
   const done = await store.listDone(doc.name, doc.runId);
   const minId = BigInt(doc.minId);
   const initialId = BigInt(doc.initialId);
-  const cursor = BigInt(doc.cursor);
-  // The planned part: (cursor, initialId]; the pending plan's fresh ranges are still below the stored cursor.
-  const low = cursor + 1n > minId ? cursor + 1n : minId;
-  if (low > initialId) return { outstanding: outstanding.length, ranges: [] };
-  const covered = mergeRanges([...done, ...failed, ...deferred, ...outstanding, ...(doc.pending?.requeue.map(fromStored) ?? [])]);
-  return { outstanding: outstanding.length, ranges: findGaps(low, initialId, covered) };
+  // The planned part: the id space but what is not planned yet (the pending plan's fresh ranges are
+  // still in it: below the stored cursor, or in the span the plan takes, still queued in the document).
+  if (minId > initialId) return { outstanding: outstanding.length, ranges: [] };
+  const covered = mergeRanges([...done, ...failed, ...deferred, ...outstanding, ...(doc.pending?.requeue.map(fromStored) ?? []), ...unplannedRanges(doc)]);
+  return { outstanding: outstanding.length, ranges: findGaps(minId, initialId, covered) };
 }
 
 /**
@@ -230,6 +233,7 @@ export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome
   const { store, clock } = core;
   const tickStartedAt = clock.now();
   let reconciled = false;
+  let autoExtended = false;
   for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
     const current = await core.read(data.backfill);
     if (!current) return "stale";
@@ -261,7 +265,13 @@ export async function runTick(core: Core, data: TickJobData): Promise<JobOutcome
     const run = steering.doc;
     const capacity = cycleCapacity(run, now);
     const requeue = await store.listDeferred(doc.name, doc.runId, Math.max(1, capacity));
-    const exhausted = BigInt(doc.cursor) < BigInt(doc.minId) && requeue.length === 0;
+    const exhausted = unplannedRanges(doc).length === 0 && requeue.length === 0;
+    if (exhausted && doc.status === "running" && doc.config.autoExtend && !autoExtended) {
+      // Catch-up before completing: rows inserted above the id space since it was read.
+      autoExtended = true;
+      const extension = await extendRun(core, doc.name, { actor: "autoExtend" });
+      if (extension.extended) continue;
+    }
     if (exhausted && doc.status === "held") {
       // Nothing left to probe with: the hold has nothing to protect. Release it and settle the run.
       const { outstanding } = await orphans(core, doc);

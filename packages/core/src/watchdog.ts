@@ -11,6 +11,7 @@ const LIVE: ReadonlySet<JobState> = new Set(["waiting", "delayed", "active"]);
 export interface WatchdogHooks {
   start(doc: BackfillDoc): Promise<void>;
   repair(doc: BackfillDoc): Promise<void>;
+  extend(doc: BackfillDoc): Promise<void>;
 }
 
 /**
@@ -40,6 +41,8 @@ export async function watchdog(core: Core, hooks: WatchdogHooks): Promise<Watchd
         continue;
       }
       if (doc.repairRequest !== null) await hooks.repair(doc);
+      // Reviving a finished run, it enqueues the tick itself.
+      if (doc.extendRequest !== null) await hooks.extend(doc);
       if (doc.status !== "running" && doc.status !== "held") continue;
       const now = core.clock.now();
       if (!doc.needsTick && now - doc.nextTickAt < WATCHDOG_GRACE_MS) continue;

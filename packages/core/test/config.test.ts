@@ -27,7 +27,13 @@ describe("validateConfig", () => {
       health: { interval: 1, timeout: 5, failClosedAfter: 10, stopHold: 600 },
       budget: null,
       finishBy: null,
+      autoExtend: false,
     });
+  });
+
+  it("takes autoExtend as a boolean and names the field and value otherwise", () => {
+    expect(validateConfig({ ...good, autoExtend: true }).autoExtend).toBe(true);
+    expect(() => validateConfig({ ...good, autoExtend: "yes" as unknown as boolean })).toThrow('autoExtend must be true or false, got "yes"');
   });
 
   it("fills the closed loop's options with their defaults", () => {

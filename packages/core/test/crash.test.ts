@@ -38,6 +38,11 @@ interface Scenario {
   size: number;
   /** Pause after this many jobs, run until idle, then resume. */
   pauseAfter?: number;
+  /** The source holds this many ids at start and `size` after `growAfter` jobs (or once the run is idle). */
+  startSize?: number;
+  growAfter?: number;
+  /** After growing: `extend` (by an operator, retried after a crash), or let `autoExtend` find the rows. */
+  grow?: "extend" | "auto";
 }
 
 async function operator<T>(call: () => Promise<T>): Promise<T> {
@@ -60,14 +65,25 @@ async function play(scenario: Scenario, failAt: number, after: boolean) {
     const key = `${e.backfill}:${e.beginId}-${e.endId}`;
     deferrals.set(key, (deferrals.get(key) ?? 0) + 1);
   });
+  let maxId = BigInt(scenario.startSize ?? scenario.size);
   for (const name of scenario.names) {
     w.spreader.define(name, {
-      source: createMemoryIdSource({ minId: 1, maxId: scenario.size }),
-      config: { batchSize: 10, duration: 2, perSecondOnPeak: 10, perSecondOffPeak: 10, maxAttempts: 5 },
+      source: scenario.grow ? { capabilities: {}, minId: async () => 1n, maxId: async () => maxId } : createMemoryIdSource({ minId: 1, maxId: scenario.size }),
+      config: { batchSize: 10, duration: 2, perSecondOnPeak: 10, perSecondOffPeak: 10, maxAttempts: 5, autoExtend: scenario.grow === "auto" },
       handle: counters.get(name)!.handle,
     });
   }
   for (const name of scenario.names) await operator(() => w.spreader.start(name));
+  if (scenario.grow) {
+    await w.run(scenario.growAfter);
+    maxId = BigInt(scenario.size);
+    if (scenario.grow === "extend") for (const name of scenario.names) await operator(() => w.spreader.extend(name));
+    // A crash between reviving a finished run and enqueueing its tick leaves it to a worker's watchdog
+    // (every 5 s, for a tick overdue by its grace): the operator's retry finds nothing new to extend.
+    await w.run();
+    w.clock.advance(10_000);
+    await operator(() => w.spreader.watchdog());
+  }
   if (scenario.pauseAfter !== undefined) {
     await w.run(scenario.pauseAfter);
     for (const name of scenario.names) await operator(() => w.spreader.pause(name));
@@ -114,6 +130,9 @@ const scenarios: Record<string, Scenario> = {
   "one backfill": { names: ["solo"], size: 600 },
   "pause and resume mid-cycle": { names: ["paused"], size: 600, pauseAfter: 7 },
   "two backfills at once": { names: ["left", "right"], size: 400 },
+  "extend mid-run": { names: ["grown"], size: 300, startSize: 200, growAfter: 9, grow: "extend" },
+  "extend a completed run": { names: ["revived"], size: 300, startSize: 200, grow: "extend" },
+  "autoExtend at the bottom": { names: ["caught-up"], size: 300, startSize: 200, growAfter: 12, grow: "auto" },
 };
 
 describe("crash at every step", () => {

@@ -43,6 +43,10 @@ function runAt(config: BackfillConfig, t: number, cursor: bigint, minId: bigint,
     lastRepair: null,
     needsTick: false,
     unstarted: false,
+    floor: minId.toString(),
+    spans: [],
+    extendRequest: null,
+    lastExtend: null,
     control: null,
   };
 }
