@@ -135,8 +135,8 @@ export async function runBatch(core: Core, data: BatchJobData, context: JobConte
     if (state(doc) === "skipped" || !doc) return "skipped";
     if (state(doc) === null) return defer(core, doc, entry, doc.status === "paused" ? "paused" : "held");
   }
-  // A health indicator saying stop holds the run before this batch starts: the reading is at most one
-  // poll interval old (a stale one is polled first), so no batch starts later than that after the signal.
+  // A health indicator saying stop holds the run before this batch starts: the reading is at most two
+  // poll intervals plus the timeout old (see HealthMonitor), so no batch starts later than that after it.
   if (!probe) {
     const reading = await core.health.read(doc.name, core.registry.get(doc.name), doc.config);
     if (reading?.level === "stop") {

@@ -50,8 +50,9 @@ interface Cached {
 /**
  * Polls a backfill's health indicators in this process, at most once per `interval`, a poll at a time,
  * each given `timeout`; the worst reading wins. A signal unreadable for `failClosedAfter` reads as `stop`.
- * Batches and ticks ask it before they start; a poll in flight is awaited, so a threshold crossed stops
- * new batches within one interval.
+ * Batches and ticks ask it before they start and go by the last reading while the next poll runs, unless
+ * that reading is older than two intervals plus the timeout (or there is none yet): a threshold crossed
+ * stops new batches within that, and a slow indicator never holds batches up.
  */
 export class HealthMonitor {
   private readonly cache = new Map<string, Cached>();
@@ -68,11 +69,15 @@ export class HealthMonitor {
       entry = { reading: null, at: 0, okAt: now, polling: null };
       this.cache.set(name, entry);
     }
-    if (now - entry.at >= policy.interval * 1000) {
+    const age = now - entry.at;
+    if (age >= policy.interval * 1000) {
       entry.polling ??= this.poll(name, entry, indicators, policy.timeout * 1000).finally(() => {
         (entry as Cached).polling = null;
       });
-      await entry.polling;
+      // Stale while the poll runs: a reading at most one more interval (plus the poll's timeout) old is
+      // served as it is, so batches never queue behind a slow indicator (one that samples for most of an
+      // interval held every batch for it). Older than that, or before the first reading, they wait for it.
+      if (entry.reading === null || age >= (2 * policy.interval + policy.timeout) * 1000) await entry.polling;
     }
     if (this.now() - entry.okAt > policy.failClosedAfter * 1000) {
       return { level: "stop", reason: `the health signal could not be read for ${Math.round((this.now() - entry.okAt) / 1000)} s (${entry.reading?.reason ?? "no reading yet"})`, value: null };
