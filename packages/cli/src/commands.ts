@@ -36,6 +36,7 @@ export const OPTIONS = {
   "allow-control": { type: "boolean", description: "dashboard: let visitors pause, resume, retry, cancel, edit and pin (recorded as --actor)" },
   rate: { type: "string", value: "N", description: "pin: hold the rate at N batches/s, at most the configured rates; unpin: the rate" },
   "batch-size": { type: "string", value: "N", description: "pin: hold the batch size at N ids; unpin: the batch size" },
+  run: { type: "string", value: "ID", description: "output: the run whose results to write (default: the current run)" },
   "finish-by": { type: "string", value: "ISO", description: "a deadline to plan for instead of the config's finishBy (2026-12-24T00:00:00Z)" },
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string; value?: string; description: string }>;
 
@@ -72,6 +73,8 @@ export interface Context {
 export interface Output {
   readonly json: unknown;
   readonly text: string;
+  /** `text` is written exactly as it is (JSON lines, each ending in a newline; nothing for none), not as one line. */
+  readonly raw?: boolean;
 }
 
 export type Command = (context: Context) => Promise<Output>;
@@ -301,6 +304,19 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       details:
         "The ticks do this by themselves about a minute after a batch was due; repair does it now. Without --config a worker defining the backfill carries it out: the CLI waits for its report (up to --timeout) unless --no-wait.",
       examples: ['superspreader repair reencrypt-messages --reason "jobs deleted by hand"', "superspreader repair reencrypt-messages --no-wait"],
+    },
+  },
+  output: {
+    run: read.output,
+    options: ["run"],
+    help: {
+      usage: "superspreader output NAME [--run ID] [--json]",
+      line: "the results the handlers returned, as JSON lines",
+      summary:
+        "write the results the backfill's handlers returned (config output), one JSON line per batch: beginId, endId, at (ISO 8601), result; in the order they were kept. --json writes one document with the run's totals instead",
+      details:
+        "A run keeps its first results up to output.maxBytes of JSON; results past it are counted as dropped and said so on stderr. Each range's result is kept once, however often the batch ran.",
+      examples: ["superspreader output fix-emails > results.jsonl", "superspreader output fix-emails --run 3f9a1c2b7d4e | jq -r 'select(.result.bad | length > 0) | .result.bad[]'"],
     },
   },
   extend: {

@@ -425,3 +425,41 @@ export const configGet: Command = async (context): Promise<Output> => {
     text: lines.join("\n"),
   };
 };
+
+/* --------------------------------------------------------------- output */
+
+/** Results read per round trip: a run's results (1 MiB by default) come in a few pages. */
+const OUTPUT_PAGE = 1_000;
+
+/**
+ * The results a run's handlers returned (`config.output`), one JSON line per batch in the order they were
+ * kept: `{"beginId","endId","at","result"}` with ids as decimal strings and `at` in ISO 8601.
+ */
+export const output: Command = async (context) => {
+  const name = nameArg(context, "superspreader output NAME");
+  const { spreader } = context.app;
+  const runId = context.options.run;
+  if (runId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(runId)) {
+    throw new CliError(EXIT.USAGE, `--run must be a run id (letters, digits, "_" or "-", as status shows), got ${JSON.stringify(runId)}`);
+  }
+  const current = runId ?? (await spreader.status(name)).runId;
+  const lines: Array<{ beginId: string; endId: string; at: string | null; result: unknown }> = [];
+  let totals = { count: 0, bytes: 0, dropped: 0 };
+  for (let cursor: number | null = 0; cursor !== null; ) {
+    const page = await spreader.output(name, { runId: current, cursor, limit: OUTPUT_PAGE });
+    for (const e of page.entries) lines.push({ beginId: e.beginId.toString(), endId: e.endId.toString(), at: f.iso(e.at), result: JSON.parse(e.result) as unknown });
+    totals = { count: page.count, bytes: page.bytes, dropped: page.dropped };
+    cursor = page.next;
+  }
+  if (totals.count === 0 && totals.dropped === 0) {
+    context.note(`${name}: run ${current} kept no results (do its handlers return any, with the config's output on?)`);
+  }
+  if (totals.dropped > 0) {
+    context.note(`${name}: ${f.plural(totals.dropped, "result")} of run ${current} not kept: the run reached output.maxBytes (${f.int(totals.bytes)} bytes kept)`);
+  }
+  return {
+    json: { name, runId: current, ...totals, entries: lines },
+    text: lines.map((line) => `${JSON.stringify(line)}\n`).join(""),
+    raw: true,
+  };
+};

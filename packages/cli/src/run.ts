@@ -243,7 +243,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
       const output = await (spec.longRunning ? work : withTimeout(work, timeout, store)).catch(async (error: unknown) => {
         throw await withSuggestion(error, app, args[0]);
       });
-      io.stdout.write(json ? toJson(output.json) : `${output.text}\n`);
+      io.stdout.write(json ? toJson(output.json) : output.raw === true ? output.text : `${output.text}\n`);
       return EXIT.OK;
     } finally {
       await app.close();

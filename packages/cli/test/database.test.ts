@@ -4,7 +4,7 @@
  * The workers run in this process on the in-memory queue, their state in the test's own database.
  */
 import { createMemoryIdSource, createMemoryJobQueue, createMemoryWorker, createSuperSpreader, type MemoryWorker, type SuperSpreader } from "@superspreader/core";
-import { createDrizzleStateStore } from "@superspreader/store-drizzle";
+import { SCHEMA_VERSION, createDrizzleStateStore } from "@superspreader/store-drizzle";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/index.js";
 import { mariadbDatabase, postgresDatabase, type TestDatabase } from "./databases.js";
@@ -46,16 +46,16 @@ describe("superspreader migrate", () => {
     const first = await cli(["migrate", "--database-url", postgres.url]);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
-    expect(first.stdout).toBe(`created the tables "superspreader_*" in PostgreSQL at ${postgres.url} (schema version 1)\n`);
+    expect(first.stdout).toBe(`created the tables "superspreader_*" in PostgreSQL at ${postgres.url} (schema version ${SCHEMA_VERSION})\n`);
     const second = await cli(["migrate", "--database-url", postgres.url]);
     expect(second.code).toBe(0);
-    expect(second.stdout).toBe(`nothing to do: the tables "superspreader_*" in PostgreSQL at ${postgres.url} are already at schema version 1\n`);
+    expect(second.stdout).toBe(`nothing to do: the tables "superspreader_*" in PostgreSQL at ${postgres.url} are already at schema version ${SCHEMA_VERSION}\n`);
     expect((await cli(["migrate", "--database-url", postgres.url, "--json"])).json()).toEqual({
       database: postgres.url,
       dialect: "PostgreSQL",
       tablePrefix: "superspreader_",
-      from: 1,
-      to: 1,
+      from: SCHEMA_VERSION,
+      to: SCHEMA_VERSION,
       created: false,
       changed: false,
     });
@@ -80,7 +80,7 @@ describe("superspreader migrate", () => {
     const newer = await cli(["migrate", "--database-url", postgres.url, "--table-prefix", "bf_"]);
     expect(newer.code).toBe(1);
     expect(newer.stderr).toBe(
-      'superspreader: the tables "bf_*" are at schema version 99, newer than this @superspreader/store-drizzle knows (1); upgrade @superspreader/store-drizzle\n',
+      `superspreader: the tables "bf_*" are at schema version 99, newer than this @superspreader/store-drizzle knows (${SCHEMA_VERSION}); upgrade @superspreader/store-drizzle\n`,
     );
     const list = await cli(["list", "--database-url", postgres.url, "--table-prefix", "bf_"]);
     expect(list.code).toBe(1);
@@ -90,10 +90,10 @@ describe("superspreader migrate", () => {
   it("creates the tables on MariaDB (mysql:// and mariadb://), once", async () => {
     const first = await cli(["migrate", "--database-url", mariadb.url]);
     expect(first.stderr).toBe("");
-    expect(first.stdout).toBe(`created the tables "superspreader_*" in MySQL/MariaDB at ${mariadb.url} (schema version 1)\n`);
+    expect(first.stdout).toBe(`created the tables "superspreader_*" in MySQL/MariaDB at ${mariadb.url} (schema version ${SCHEMA_VERSION})\n`);
     const second = await cli(["migrate", "--database-url", mariadb.url.replace(/^mysql:/, "mariadb:"), "--json"]);
     expect(second.code).toBe(0);
-    expect(second.json()).toMatchObject({ dialect: "MySQL/MariaDB", from: 1, to: 1, created: false, changed: false });
+    expect(second.json()).toMatchObject({ dialect: "MySQL/MariaDB", from: SCHEMA_VERSION, to: SCHEMA_VERSION, created: false, changed: false });
   });
 });
 

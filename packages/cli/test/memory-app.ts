@@ -21,7 +21,7 @@ import { redisUrl } from "./helpers.js";
 export interface TestBackfill {
   readonly maxId: number;
   readonly config: BackfillConfigInput;
-  readonly handle?: (context: BatchContext) => Promise<void>;
+  readonly handle?: (context: BatchContext) => Promise<unknown>;
   /** The definition's health indicators. */
   readonly health?: readonly HealthIndicator[];
   /** Instead of ids 1..maxId: this source (a table that grows, for extend). */

@@ -516,5 +516,58 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
         expect((await store.metrics(bf, run)).consecutiveFailures).toBe(30);
       });
     });
+
+    describe("collected output", () => {
+      const entry = (beginId: bigint, endId: bigint, result: unknown, at = 1_000) => ({ beginId, endId, at, result: JSON.stringify(result) });
+
+      it("keeps results in order, once per range, and pages through them", async () => {
+        expect(await store.listOutput(bf, run, 0, 10)).toEqual({ entries: [], next: null, count: 0, bytes: 0, dropped: 0 });
+        expect(await store.addOutput(bf, run, entry(11n, 20n, { fixed: 10 }), 1_000)).toBe("added");
+        expect(await store.addOutput(bf, run, entry(1n, 10n, { fixed: 9, bad: ["7"] }, 2_000), 1_000)).toBe("added");
+        // A repeated delivery of a range keeps the first result.
+        expect(await store.addOutput(bf, run, entry(11n, 20n, { fixed: 0 }), 1_000)).toBe("exists");
+        expect(await store.addOutput(bf, run, entry(BIG - 9n, BIG, "ünïcödé ✓"), 1_000)).toBe("added");
+        const bytes = [{ fixed: 10 }, { fixed: 9, bad: ["7"] }, "ünïcödé ✓"].reduce((sum: number, v) => sum + Buffer.byteLength(JSON.stringify(v)), 0);
+        const first = await store.listOutput(bf, run, 0, 2);
+        expect(first).toEqual({
+          entries: [entry(11n, 20n, { fixed: 10 }), entry(1n, 10n, { fixed: 9, bad: ["7"] }, 2_000)],
+          next: expect.any(Number),
+          count: 3,
+          bytes,
+          dropped: 0,
+        });
+        const second = await store.listOutput(bf, run, first.next as number, 2);
+        expect(second).toEqual({ entries: [entry(BIG - 9n, BIG, "ünïcödé ✓")], next: null, count: 3, bytes, dropped: 0 });
+        // Other runs see nothing of it.
+        expect((await store.listOutput(bf, "run2", 0, 10)).count).toBe(0);
+      });
+
+      it("keeps the oldest results within maxBytes (UTF-8) and counts the ones it drops", async () => {
+        const big = "x".repeat(40); // 42 bytes of JSON
+        expect(await store.addOutput(bf, run, entry(1n, 1n, big), 100)).toBe("added");
+        expect(await store.addOutput(bf, run, entry(2n, 2n, big), 100)).toBe("added");
+        expect(await store.addOutput(bf, run, entry(3n, 3n, big), 100)).toBe("full");
+        expect(await store.addOutput(bf, run, entry(4n, 4n, 1), 100)).toBe("added");
+        const page = await store.listOutput(bf, run, 0, 10);
+        expect(page.entries.map((e) => e.beginId)).toEqual([1n, 2n, 4n]);
+        expect(page).toMatchObject({ count: 3, bytes: 85, dropped: 1, next: null });
+      });
+
+      it("counts concurrent additions exactly against the bound", async () => {
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.addOutput(bf, run, entry(BigInt(i * 10 + 1), BigInt(i * 10 + 10), i % 10), 10)));
+        // Each result is 1 byte: exactly ten fit.
+        expect(results.filter((r) => r === "added")).toHaveLength(10);
+        expect(await store.listOutput(bf, run, 0, 100)).toMatchObject({ count: 10, bytes: 10, dropped: 10 });
+      });
+
+      it("rejects bad arguments before writing, naming the field", async () => {
+        await expect(store.addOutput(bf, run, { beginId: 5n, endId: 1n, at: 0, result: "1" }, 10)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "entry" });
+        await expect(store.addOutput(bf, run, { beginId: 1n, endId: 1n, at: 0, result: 1 as unknown as string }, 10)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "entry.result" });
+        await expect(store.addOutput(bf, run, entry(1n, 1n, 1), 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "maxBytes" });
+        await expect(store.listOutput(bf, run, -1, 10)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "cursor" });
+        await expect(store.listOutput(bf, run, 0, 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "limit" });
+        expect((await store.listOutput(bf, run, 0, 10)).count).toBe(0);
+      });
+    });
   });
 }

@@ -24,7 +24,7 @@ export { describeValue } from "./errors.js";
 export { didYouMean } from "./suggest.js";
 
 export { invalidOption, wholeNumberOption, booleanOption, functionOption, urlOption, shutdownOption } from "./options.js";
-export { checkExpectedVersion, toJson, checkConfigChange, checkFailure, checkEntries } from "./validate-store.js";
+export { checkExpectedVersion, toJson, checkConfigChange, checkFailure, checkEntries, checkOutput, checkOutputPage } from "./validate-store.js";
 export { startWatchdog } from "./watchdog-loop.js";
 export type { WatchdogOptions, WatchdogHandle } from "./watchdog-loop.js";
 export { createWorkerReporter } from "./worker-log.js";

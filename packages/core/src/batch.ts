@@ -3,6 +3,7 @@ import type { Core } from "./context.js";
 import type { BackfillDoc, HoldState } from "./doc.js";
 import { SuperSpreaderError } from "./errors.js";
 import { releaseBudget } from "./loop.js";
+import { formatRange } from "./ids.js";
 import type { BatchJobData, BatchTiming, FailureCounts, JobContext, JobOutcome, RangeEntry, RangeRun } from "./ports.js";
 
 /** A batch starting at most this long after its planned run time is on time: it takes no start slot (see runBatch). */
@@ -11,6 +12,36 @@ export const ON_TIME_MS = 1_000;
 const HOLD_LOOKBACK_MS = 120_000;
 /** Causes followed when an error is recorded. */
 const MAX_CAUSES = 5;
+
+/**
+ * A handler's result as the JSON the store keeps, or null when nothing is collected (output off, or the
+ * handler returned undefined). Bigints become decimal strings, as ids do everywhere. Throws, failing the
+ * attempt, for a result with no JSON form or one above `output.maxEntryBytes`.
+ */
+export function collectedOutput(doc: BackfillDoc, range: RangeEntry, result: unknown): string | null {
+  const policy = doc.config.output;
+  if (policy === null || result === undefined) return null;
+  const what = `backfill "${doc.name}": the handler's result for ${formatRange(range)}`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(result, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+  } catch (error) {
+    throw new SuperSpreaderError("INVALID_ARGUMENT", `${what} has no JSON form (${(error as Error).message}): return plain data (numbers, strings, arrays, objects)`, {
+      field: "result",
+      cause: error,
+    });
+  }
+  if (json === undefined) throw new SuperSpreaderError("INVALID_ARGUMENT", `${what} is a ${typeof result}, which has no JSON form: return plain data`, { field: "result" });
+  const bytes = new TextEncoder().encode(json).length;
+  if (bytes > policy.maxEntryBytes) {
+    throw new SuperSpreaderError(
+      "INVALID_ARGUMENT",
+      `${what} is ${bytes} bytes of JSON, more than output.maxEntryBytes (${policy.maxEntryBytes}): return less (counts, a few ids) or raise output.maxEntryBytes`,
+      { field: "output.maxEntryBytes" },
+    );
+  }
+  return json;
+}
 
 /** An error's message with its cause chain, one `caused by:` line per cause (what a recorded failure keeps). */
 export function describeError(error: unknown): string {
@@ -191,6 +222,8 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
     throw new SuperSpreaderError("INVALID_ARGUMENT", `backfill "${doc.name}" is transactional, but the state store offers no transactions`, { field: "transactional" });
   }
   let committed: RangeRun | null = null;
+  // The handler's result, checked in the attempt (a result that cannot be kept fails it, and rolls back a transaction).
+  let output: string | null = null;
   try {
     if (transactions !== undefined) {
       committed = await transactions.runRange(
@@ -198,13 +231,13 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
         doc.runId,
         entry,
         async (tx) => {
-          await definition.handle({ ...batch, tx });
+          output = collectedOutput(doc, entry, await definition.handle({ ...batch, tx }));
           return timingAt(clock.now());
         },
         () => clock.now(),
       );
     } else {
-      await definition.handle(batch);
+      output = collectedOutput(doc, entry, await definition.handle(batch));
     }
   } catch (error) {
     const finished = clock.now();
@@ -235,6 +268,13 @@ async function runStarted(core: Core, doc: BackfillDoc, data: BatchJobData, entr
   const finished = clock.now();
   let firstCompletion: boolean;
   try {
+    // Kept before the range is recorded done: a crash in between runs the batch again, and its result is
+    // found kept (keyed by range). A transactional batch's result is kept after its commit: a crash in
+    // between loses that one result (the range is done, so it does not run again).
+    const kept = doc.config.output;
+    if (output !== null && kept !== null && (committed === null || committed.committed)) {
+      await store.addOutput(doc.name, doc.runId, { beginId: entry.beginId, endId: entry.endId, at: finished, result: output }, kept.maxBytes);
+    }
     firstCompletion = committed !== null ? committed.committed : await store.markDone(doc.name, doc.runId, entry, finished, timingAt(finished));
   } catch (error) {
     // The work is done but not recorded: the queue runs the batch again (idempotent handlers).

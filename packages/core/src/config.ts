@@ -178,6 +178,16 @@ export interface BackfillConfigInput {
    * @default false
    */
   autoExtend?: boolean;
+  /**
+   * Collected output (RocketJob's collect_output): a handler may return a small JSON result per batch
+   * (counts, ids it skipped, rows it could not fix), kept per run in the state store with the batch's
+   * completion and read with `spreader.output(name)` or `superspreader output NAME`. A run keeps its first
+   * results up to `maxBytes` of JSON (later ones are counted as dropped); a single result above
+   * `maxEntryBytes` fails its batch with an error saying so. Off (`null`) ignores what handlers return, so
+   * handlers written before it that happen to return something are not affected. `{}` turns it on.
+   * @default null (off; `{}` means { maxBytes: 1048576, maxEntryBytes: 16384 })
+   */
+  output?: { maxBytes?: number; maxEntryBytes?: number } | null;
 }
 
 /** A validated configuration: plain JSON, as stored. */
@@ -200,7 +210,20 @@ export interface BackfillConfig {
   readonly finishBy: number | null;
   /** Extend the run to rows inserted above its id space when it reaches the bottom. */
   readonly autoExtend: boolean;
+  /** Collected output's bounds (UTF-8 bytes of JSON), or null when handlers' results are ignored. */
+  readonly output: OutputPolicy | null;
 }
+
+/** Bounds of a run's collected output (see {@link BackfillConfigInput.output}). */
+export interface OutputPolicy {
+  /** UTF-8 bytes of result JSON a run keeps, at most. */
+  readonly maxBytes: number;
+  /** UTF-8 bytes of one batch's result JSON, at most. */
+  readonly maxEntryBytes: number;
+}
+
+/** Bounds a config's `output: {}` takes. */
+export const OUTPUT_DEFAULTS: OutputPolicy = { maxBytes: 1_048_576, maxEntryBytes: 16_384 };
 
 const KEYS = [
   "batchSize",
@@ -217,6 +240,7 @@ const KEYS = [
   "budget",
   "finishBy",
   "autoExtend",
+  "output",
 ];
 const HOLD_KEYS = Object.keys(HOLD_DEFAULTS);
 
@@ -304,6 +328,19 @@ function parseFinishBy(value: unknown): number | null {
     throw new SuperSpreaderError("INVALID_CONFIG", `finishBy must be an ISO 8601 instant ("2026-12-24T00:00:00Z") or epoch ms, got ${describeValue(value)}`, { field: "finishBy" });
   }
   return ms;
+}
+
+function parseOutput(value: unknown): OutputPolicy | null {
+  if (value === undefined || value === null) return null;
+  const raw = objectOf(value, "output", ["maxBytes", "maxEntryBytes"]);
+  // 256 MiB: Redis strings and most drivers' packets stop well before a run's results would.
+  const maxBytes = wholeAtLeast(raw.maxBytes ?? OUTPUT_DEFAULTS.maxBytes, "output.maxBytes", 1);
+  if (maxBytes > 268_435_456) throw new SuperSpreaderError("INVALID_CONFIG", `output.maxBytes must be at most 268435456 (256 MiB), got ${maxBytes}`, { field: "output.maxBytes" });
+  const maxEntryBytes = wholeAtLeast(raw.maxEntryBytes ?? Math.min(OUTPUT_DEFAULTS.maxEntryBytes, maxBytes), "output.maxEntryBytes", 1);
+  if (maxEntryBytes > maxBytes) {
+    throw new SuperSpreaderError("INVALID_CONFIG", `output.maxEntryBytes must be at most output.maxBytes (${maxBytes}), got ${maxEntryBytes}`, { field: "output.maxEntryBytes" });
+  }
+  return { maxBytes, maxEntryBytes };
 }
 
 function parseHold(value: unknown): HoldPolicy | null {
@@ -441,6 +478,7 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
   const health = parseHealth(raw.health);
   const budget = parseBudget(raw.budget);
   const finishBy = parseFinishBy(raw.finishBy);
+  const output = parseOutput(raw.output);
   const autoExtend = raw.autoExtend ?? false;
   if (typeof autoExtend !== "boolean") {
     throw new SuperSpreaderError("INVALID_CONFIG", `autoExtend must be true or false, got ${describeValue(autoExtend)}`, { field: "autoExtend" });
@@ -460,6 +498,7 @@ function validate(input: unknown, stored: boolean): BackfillConfig {
     budget,
     finishBy,
     autoExtend,
+    output,
   };
 }
 

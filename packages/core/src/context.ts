@@ -22,7 +22,7 @@ export const DOC_CACHE_MS = 250;
 /** A defined backfill with its validated config. */
 export type Definition = Omit<BackfillDefinition, "handle"> & {
   /** `tx` is given exactly when `transactional` is true. */
-  handle(context: BatchContext & { readonly tx?: unknown }): Promise<void>;
+  handle(context: BatchContext & { readonly tx?: unknown }): Promise<unknown>;
   readonly transactional?: boolean;
   readonly validConfig: BackfillConfig;
 };

@@ -38,6 +38,9 @@ export type {
   ConfigChange,
   RunMetrics,
   StateStore,
+  OutputEntry,
+  OutputAdded,
+  OutputPage,
 } from "./ports.js";
 export { systemClock, createManualClock } from "./clock.js";
 export type { Clock, ManualClock } from "./clock.js";
@@ -58,6 +61,7 @@ export type { SpreadOptions, SpreadBatch } from "./spread.js";
 export { isOnPeak } from "./peak.js";
 export type { PeakInput, PeakWindowInput, PeakSchedule, PeakWindow, DaysInput } from "./peak.js";
 export { validateConfig, rateAt, MAX_BATCHES_PER_CYCLE, MIN_DURATION_SECONDS, DEFAULT_BATCH_PRIORITY } from "./config.js";
+export type { OutputPolicy } from "./config.js";
 export type { BackfillConfig, BackfillConfigInput, RateAt, HoldPolicy, HoldPolicyInput, AutotuneInput, AutotunePolicy, HealthPolicy, BudgetPolicy } from "./config.js";
 export { decide, initialControl } from "./control.js";
 export type { ControlState, ControlDecision, ControlInputs, Sample, SampleMark } from "./control.js";

@@ -1,7 +1,8 @@
 import { checkBudgetClaim, claimShare } from "./budget.js";
 import { SuperSpreaderError } from "./errors.js";
 import { mergeRanges, rangeSize } from "./ids.js";
-import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
+import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, OutputEntry, OutstandingEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "./ports.js";
+import { checkOutput, checkOutputPage } from "./validate-store.js";
 import { checkEntry, checkLimit, checkName, checkRange, checkRunId, checkStartRate, checkTime, checkTiming } from "./validate-args.js";
 
 interface RunData {
@@ -17,6 +18,8 @@ interface RunData {
   lastDoneAt: number | null;
   minutes: Map<number, { ids: bigint; batches: number; failures: number; handlerMs: number; lateMs: number }>;
   outstanding: Map<string, OutstandingEntry>;
+  /** Collected results in the order kept, the ranges they are keyed by, their bytes and what was dropped. */
+  output: { entries: OutputEntry[]; keys: Set<string>; bytes: number; dropped: number };
 }
 
 const entryKey = (e: RangeEntry): string => `${e.beginId}:${e.endId}:${e.cycle}`;
@@ -67,6 +70,7 @@ export function createMemoryStateStore(): StateStore {
         lastDoneAt: null,
         minutes: new Map(),
         outstanding: new Map(),
+        output: { entries: [], keys: new Set(), bytes: 0, dropped: 0 },
       };
       runs.set(key, data);
     }
@@ -357,6 +361,32 @@ export function createMemoryStateStore(): StateStore {
         lastDoneAt: data.lastDoneAt,
         recent,
       };
+    },
+
+    async addOutput(name, runId, entry, maxBytes) {
+      checkName(name);
+      checkRunId(runId);
+      const bytes = checkOutput(entry, maxBytes);
+      const output = run(name, runId).output;
+      const key = rangeKey(entry);
+      if (output.keys.has(key)) return "exists";
+      if (output.bytes + bytes > maxBytes) {
+        output.dropped += 1;
+        return "full";
+      }
+      output.keys.add(key);
+      output.entries.push({ beginId: entry.beginId, endId: entry.endId, at: entry.at, result: entry.result });
+      output.bytes += bytes;
+      return "added";
+    },
+
+    async listOutput(name, runId, cursor, limit) {
+      checkName(name);
+      checkRunId(runId);
+      checkOutputPage(cursor, limit);
+      const { entries, bytes, dropped } = run(name, runId).output;
+      const page = entries.slice(cursor, cursor + limit).map((e) => ({ ...e }));
+      return { entries: page, next: cursor + limit < entries.length ? cursor + limit : null, count: entries.length, bytes, dropped };
     },
 
     async close() {},

@@ -80,6 +80,31 @@ export interface BatchTiming {
   readonly slotAt?: number;
 }
 
+/** One batch's collected result (the value its handler returned), as the store keeps it. */
+export interface OutputEntry extends IdRange {
+  /** When the batch finished (epoch ms). */
+  readonly at: number;
+  /** The result as JSON text (bigints written as decimal strings), at most the run's `maxBytes` long in UTF-8. */
+  readonly result: string;
+}
+
+/** What {@link StateStore.addOutput} did: kept it, found the range's result already kept, or found the run's bound reached. */
+export type OutputAdded = "added" | "exists" | "full";
+
+/** A page of a run's collected results, and the run's totals. */
+export interface OutputPage {
+  /** Results in the order they were kept. */
+  readonly entries: OutputEntry[];
+  /** The cursor of the next page, or null when this page ends the list. */
+  readonly next: number | null;
+  /** Results kept for the run. */
+  readonly count: number;
+  /** UTF-8 bytes of their JSON. */
+  readonly bytes: number;
+  /** Results not kept because the run's bound was reached. */
+  readonly dropped: number;
+}
+
 /** A backfill's claim on a shared rate budget (see `StateStore.claimBudget`). */
 export interface BudgetClaim {
   /** The budget: batches per second all members together may start. */
@@ -513,6 +538,20 @@ export interface StateStore {
 
   /** The run's counters; zeros when nothing was recorded. */
   metrics(name: string, runId: string): Promise<RunMetrics>;
+
+  /**
+   * Keeps a batch's collected result, atomically with the run's byte count. Keyed by `(beginId, endId)`:
+   * when a result of that range is kept already, nothing changes (`"exists"`: a repeated delivery adds it
+   * once). When `bytes + byteLength(entry.result) > maxBytes` (UTF-8, the run's kept results' total), it is
+   * not kept and the run's `dropped` count goes up by one (`"full"`): the oldest results are the ones kept.
+   * Otherwise it is appended (`"added"`). `maxBytes` is a whole number ≥ 1 (the backfill's `output.maxBytes`).
+   */
+  addOutput(name: string, runId: string, entry: OutputEntry, maxBytes: number): Promise<OutputAdded>;
+  /**
+   * Up to `limit` kept results from position `cursor` (0: the first, else a page's `next`), in the order
+   * they were kept, with the run's totals. An unknown run has none (`count` 0, `next` null). Read-only.
+   */
+  listOutput(name: string, runId: string, cursor: number, limit: number): Promise<OutputPage>;
 
   /** Releases what the store opened. Never closes an injected client. Idempotent. */
   close(): Promise<void>;

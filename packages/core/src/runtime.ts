@@ -7,7 +7,7 @@ import { extendRun, type ExtendReport } from "./extend.js";
 import { parseJobData, type BackfillDoc, type RepairSummary } from "./doc.js";
 import { SuperSpreaderError, describeValue } from "./errors.js";
 import { EventHub, type SuperSpreaderEventName, type SuperSpreaderListener } from "./events.js";
-import type { HealthIndicator, IdRange, IdSource, JobContext, JobOutcome, JobProcessor, JobQueue, JobState, RangeEntry, StateStore, WatchdogAction } from "./ports.js";
+import type { HealthIndicator, IdRange, IdSource, OutputPage, JobContext, JobOutcome, JobProcessor, JobQueue, JobState, RangeEntry, StateStore, WatchdogAction } from "./ports.js";
 import { auditOf, etaOf, planOf, statusOf, type AuditReport, type BackfillStatus, type NextCycle, type RunEta } from "./status.js";
 import { orphans, reconcile, runTick, toBatches } from "./tick.js";
 import { checkName } from "./validate-args.js";
@@ -70,8 +70,11 @@ export interface TransactionalBatchContext<Tx> extends BatchContext {
 export interface TransactionalBackfillDefinition<Tx = unknown> extends Omit<BackfillDefinition, "handle"> {
   /** Run each batch in a transaction of the state store (which must offer `capabilities.transactions`). */
   readonly transactional: true;
-  /** Processes `[beginId, endId]`, writing only through `tx`. Throw to roll the batch back and fail the attempt. */
-  handle(context: TransactionalBatchContext<Tx>): Promise<void>;
+  /**
+   * Processes `[beginId, endId]`, writing only through `tx`. Throw to roll the batch back and fail the attempt.
+   * May resolve to a small JSON result, kept when `config.output` is on (after the commit; see `output`).
+   */
+  handle(context: TransactionalBatchContext<Tx>): Promise<unknown>;
 }
 
 /** A backfill as defined in code: where its ids come from, how to process a range, how fast. */
@@ -83,8 +86,25 @@ export interface BackfillDefinition {
   /**
    * Processes every id in `[beginId, endId]`. Must be idempotent: delivery is
    * at-least-once, so a range may run again after a crash. Throw to fail the attempt.
+   *
+   * With `config.output` on, what it resolves to (other than `undefined`) is the batch's collected
+   * result: small plain data (counts, ids it skipped, rows it could not fix), kept per run in the state
+   * store with the batch's completion, once per range, and read with `spreader.output(name)`. With
+   * `output` off (the default) the value is ignored.
+   *
+   * @example
+   * ```ts
+   * spreader.define("fix-emails", {
+   *   source,
+   *   config: { ...config, output: {} },
+   *   async handle({ beginId, endId }) {
+   *     const bad = await fixEmails(beginId, endId); // ids it could not fix
+   *     return { fixed: Number(endId - beginId + 1n) - bad.length, bad };
+   *   },
+   * });
+   * ```
    */
-  handle(context: BatchContext): Promise<void>;
+  handle(context: BatchContext): Promise<unknown>;
   /**
    * Health signals of the database the backfill writes, polled every `config.health.interval`
    * seconds by each process that runs its batches and ticks: the worst reading wins; `slow` lowers
@@ -269,6 +289,21 @@ export interface SuperSpreader extends JobProcessor {
    * ```
    */
   extend(name: string, options?: ChangeOptions): Promise<ExtendReport>;
+  /**
+   * A page of the results a run's handlers returned (`config.output`), in the order they were kept, with
+   * the run's totals (`dropped`: results past `output.maxBytes`). The current run unless `runId`; from
+   * `cursor` (0, else a page's `next`), at most `limit` (default 1000) entries. `result` is JSON text.
+   *
+   * @example
+   * ```ts
+   * for (let cursor: number | null = 0; cursor !== null; ) {
+   *   const page = await spreader.output("fix-emails", { cursor });
+   *   for (const e of page.entries) console.log(e.beginId, e.endId, JSON.parse(e.result));
+   *   cursor = page.next;
+   * }
+   * ```
+   */
+  output(name: string, options?: { runId?: string; cursor?: number; limit?: number }): Promise<OutputPage>;
   /** Names of every stored backfill. */
   list(): Promise<string[]>;
   /** Subscribes to an event; returns the unsubscribe function. */
@@ -769,6 +804,11 @@ export function createSuperSpreader(options: SuperSpreaderOptions): SuperSpreade
     async extend(name, opts = {}) {
       checkName(name);
       return extendRun(core, name, { ...opts, check: (doc) => checkRevision(name, doc, opts) });
+    },
+
+    async output(name, outputOptions = {}) {
+      const runId = outputOptions.runId ?? (await readOrThrow(name)).doc.runId;
+      return store.listOutput(name, runId, outputOptions.cursor ?? 0, outputOptions.limit ?? 1_000);
     },
 
     list: () => store.list(),

@@ -1,8 +1,8 @@
 import { SuperSpreaderError } from "./errors.js";
 import { describeValue } from "./errors.js";
 import { invalidOption } from "./options.js";
-import type { ConfigChange, FailedRange, OutstandingEntry, RangeEntry } from "./ports.js";
-import { checkEntry, checkTime } from "./validate-args.js";
+import type { ConfigChange, FailedRange, OutputEntry, OutstandingEntry, RangeEntry } from "./ports.js";
+import { checkEntry, checkLimit, checkRange, checkTime } from "./validate-args.js";
 
 /*
  * The argument checks every StateStore makes before it writes anything, in one place so that each
@@ -68,4 +68,35 @@ export function checkEntries(entries: readonly RangeEntry[], withCheckAt = false
     checkEntry(entry, `entries[${i}]`);
     if (withCheckAt) checkTime((entry as OutstandingEntry).checkAt, `entries[${i}].checkAt`);
   });
+}
+
+/**
+ * Checks `addOutput`'s arguments before anything is written: the range, time and JSON text of the entry,
+ * and the bound. Returns the result's UTF-8 length, which the store counts.
+ *
+ * @example
+ * ```ts
+ * const bytes = checkOutput(entry, maxBytes); // throws INVALID_ARGUMENT naming "entry.result" or "maxBytes"
+ * ```
+ */
+export function checkOutput(entry: OutputEntry, maxBytes: number): number {
+  if (typeof entry !== "object" || entry === null) throw invalidOption("entry", `must be an object, got ${describeValue(entry)}`);
+  checkRange(entry, "entry");
+  checkTime(entry.at, "entry.at");
+  if (typeof entry.result !== "string") throw invalidOption("entry.result", `must be JSON text, got ${describeValue(entry.result)}`);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw invalidOption("maxBytes", `must be a whole number of bytes ≥ 1, got ${describeValue(maxBytes)}`);
+  return new TextEncoder().encode(entry.result).length;
+}
+
+/**
+ * Checks `listOutput`'s cursor (a whole number ≥ 0) and limit.
+ *
+ * @example
+ * ```ts
+ * checkOutputPage(cursor, limit); // throws INVALID_ARGUMENT naming "cursor" or "limit"
+ * ```
+ */
+export function checkOutputPage(cursor: number, limit: number): void {
+  if (!Number.isSafeInteger(cursor) || cursor < 0) throw invalidOption("cursor", `must be a whole number ≥ 0 (0, or a page's next), got ${describeValue(cursor)}`);
+  checkLimit(limit);
 }

@@ -28,6 +28,7 @@ describe("validateConfig", () => {
       budget: null,
       finishBy: null,
       autoExtend: false,
+      output: null,
     });
   });
 

@@ -43,6 +43,8 @@ interface Scenario {
   growAfter?: number;
   /** After growing: `extend` (by an operator, retried after a crash), or let `autoExtend` find the rows. */
   grow?: "extend" | "auto";
+  /** Handlers return a result per batch, collected (`config.output`). */
+  output?: boolean;
 }
 
 async function operator<T>(call: () => Promise<T>): Promise<T> {
@@ -69,8 +71,11 @@ async function play(scenario: Scenario, failAt: number, after: boolean) {
   for (const name of scenario.names) {
     w.spreader.define(name, {
       source: scenario.grow ? { capabilities: {}, minId: async () => 1n, maxId: async () => maxId } : createMemoryIdSource({ minId: 1, maxId: scenario.size }),
-      config: { batchSize: 10, duration: 2, perSecondOnPeak: 10, perSecondOffPeak: 10, maxAttempts: 5, autoExtend: scenario.grow === "auto" },
-      handle: counters.get(name)!.handle,
+      config: { batchSize: 10, duration: 2, perSecondOnPeak: 10, perSecondOffPeak: 10, maxAttempts: 5, autoExtend: scenario.grow === "auto", ...(scenario.output ? { output: {} } : {}) },
+      handle: async (batch) => {
+        await counters.get(name)!.handle(batch);
+        return { ids: batch.endId - batch.beginId + 1n };
+      },
     });
   }
   for (const name of scenario.names) await operator(() => w.spreader.start(name));
@@ -123,6 +128,19 @@ async function check(result: Awaited<ReturnType<typeof play>>, scenario: Scenari
       next = end + 1n;
     }
     expect(next).toBe(BigInt(scenario.size) + 1n);
+    if (scenario.output) {
+      // Every batch's result kept exactly once, whatever ran twice: the results tile the id space too.
+      const page = await w.spreader.output(name, { limit: 10_000 });
+      expect(page.dropped).toBe(0);
+      const kept = [...page.entries].sort((a, b) => (a.beginId < b.beginId ? -1 : 1));
+      let at = 1n;
+      for (const e of kept) {
+        expect(e.beginId, `${name}: results overlap or leave a gap at ${at}`).toBe(at);
+        expect(JSON.parse(e.result)).toEqual({ ids: String(e.endId - e.beginId + 1n) });
+        at = e.endId + 1n;
+      }
+      expect(at).toBe(BigInt(scenario.size) + 1n);
+    }
   }
 }
 
@@ -132,6 +150,7 @@ const scenarios: Record<string, Scenario> = {
   "two backfills at once": { names: ["left", "right"], size: 400 },
   "extend mid-run": { names: ["grown"], size: 300, startSize: 200, growAfter: 9, grow: "extend" },
   "extend a completed run": { names: ["revived"], size: 300, startSize: 200, grow: "extend" },
+  "collected output": { names: ["collected"], size: 300, output: true },
   "autoExtend at the bottom": { names: ["caught-up"], size: 300, startSize: 200, growAfter: 12, grow: "auto" },
 };
 

@@ -6,6 +6,7 @@ import type {
   FailedRange,
   FailureCounts,
   IdRange,
+  OutputAdded,
   OutstandingEntry,
   RangeEntry,
   RangeRun,
@@ -19,6 +20,8 @@ import {
   checkEntry,
   checkLimit,
   checkName,
+  checkOutput,
+  checkOutputPage,
   checkRunId,
   checkStartRate,
   checkTime,
@@ -724,6 +727,59 @@ export function createDrizzleStateStore<TDb extends object>(options: DrizzleStat
         if (added.length > 0) writes.push(sql`UPDATE ${T.runs} SET batches_deferred = batches_deferred + ${added.length} WHERE ${run(name, runId)}`);
         await writeAll(tx, dialect, writes);
         return failed.length;
+      });
+    },
+
+    async addOutput(name, runId, entry, maxBytes) {
+      checkRun(name, runId);
+      const bytes = checkOutput(entry, maxBytes);
+      return op("addOutput", () =>
+        transaction(async (tx): Promise<OutputAdded> => {
+          // The run's counters row, locked: concurrent additions are counted against the bound one at a time.
+          const lock = sql`SELECT ${f.text(sql`kept`)} AS k, ${f.text(sql`bytes`)} AS b FROM ${T.outputRuns} WHERE ${run(name, runId)} FOR UPDATE`;
+          let { rows } = await execute(tx, lock);
+          if (rows.length === 0) {
+            await execute(tx, sql`${f.insertInto(T.outputRuns)} (name, run_id) VALUES (${name}, ${runId}) ${f.onConflictKeep("name, run_id", "name")}`);
+            ({ rows } = await execute(tx, lock));
+          }
+          const kept = count(rows[0]?.k);
+          const used = count(rows[0]?.b);
+          const range = sql`${run(name, runId)} AND begin_id = ${f.id(entry.beginId)} AND end_id = ${f.id(entry.endId)}`;
+          if ((await execute(tx, sql`SELECT 1 AS x FROM ${T.output} WHERE ${range}`)).rows.length > 0) return "exists";
+          if (used + bytes > maxBytes) {
+            await execute(tx, sql`UPDATE ${T.outputRuns} SET dropped = dropped + 1 WHERE ${run(name, runId)}`);
+            return "full";
+          }
+          await execute(
+            tx,
+            sql`INSERT INTO ${T.output} (name, run_id, seq, begin_id, end_id, at, result)
+              VALUES (${name}, ${runId}, ${kept}, ${f.id(entry.beginId)}, ${f.id(entry.endId)}, ${f.double(entry.at)}, ${entry.result})`,
+          );
+          await execute(tx, sql`UPDATE ${T.outputRuns} SET kept = kept + 1, bytes = bytes + ${bytes} WHERE ${run(name, runId)}`);
+          return "added";
+        }),
+      );
+    },
+
+    async listOutput(name, runId, cursor, limit) {
+      checkRun(name, runId);
+      checkOutputPage(cursor, limit);
+      return op("listOutput", async () => {
+        // One statement, so the page and the totals come from one snapshot.
+        const { rows } = await execute(
+          db,
+          sql`SELECT ${f.text(sql`r.kept`)} AS k, ${f.text(sql`r.bytes`)} AS ob, ${f.text(sql`r.dropped`)} AS d,
+              ${f.text(sql`o.begin_id`)} AS b, ${f.text(sql`o.end_id`)} AS e, o.at AS at, o.result AS result
+            FROM (SELECT 1 AS one) x LEFT JOIN ${T.outputRuns} r ON r.name = ${name} AND r.run_id = ${runId}
+              LEFT JOIN ${T.output} o ON o.name = ${name} AND o.run_id = ${runId} AND o.seq >= ${cursor} AND o.seq < ${cursor + limit}
+            ORDER BY o.seq`,
+        );
+        const first = rows[0] ?? {};
+        const total = count(first.k);
+        const entries = rows
+          .filter((r) => r.b !== null && r.b !== undefined)
+          .map((r) => ({ beginId: BigInt(text(r.b)), endId: BigInt(text(r.e)), at: Number(r.at), result: text(r.result) }));
+        return { entries, next: cursor + limit < total ? cursor + limit : null, count: total, bytes: count(first.ob), dropped: count(first.d) };
       });
     },
 

@@ -5,7 +5,7 @@ import type { SQL } from "drizzle-orm";
 import { type Dialect, type SqlDatabase, execute, isMissingTable, resolveDialect, translate } from "./dialect.js";
 
 /** The version of the tables this package writes. Bumped by every change to them, with a step in `STEPS`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The default prefix of every table name. */
 export const DEFAULT_TABLE_PREFIX = "superspreader_";
@@ -51,6 +51,9 @@ export interface Tables {
   readonly budgets: SQL;
   readonly budgetMembers: SQL;
   readonly claims: SQL;
+  /** Since version 2: collected results, and per run their count, bytes and drops. */
+  readonly output: SQL;
+  readonly outputRuns: SQL;
 }
 
 const TABLES = {
@@ -67,6 +70,8 @@ const TABLES = {
   budgets: "budgets",
   budgetMembers: "budget_members",
   claims: "claims",
+  output: "output",
+  outputRuns: "output_runs",
 } as const;
 
 export function checkTablePrefix(prefix: unknown): string {
@@ -156,8 +161,27 @@ function version1(t: Tables, dialect: Dialect): SQL[] {
   ].filter((s): s is SQL => s !== null);
 }
 
+/**
+ * Version 2: collected output. New tables only (`IF NOT EXISTS`, so a step cut short on MySQL, whose DDL
+ * does not roll back, runs again), so version 1's tables and rows are left exactly as they were.
+ */
+function version2(t: Tables, dialect: Dialect): SQL[] {
+  const c = types(dialect);
+  const run = sql`name ${c.name} NOT NULL, run_id ${c.runId} NOT NULL`;
+  const table = (name: SQL, body: SQL) => sql`CREATE TABLE IF NOT EXISTS ${name} (${body})${c.engine}`;
+  return [
+    table(t.outputRuns, sql`${run}, kept ${c.int} NOT NULL DEFAULT 0, bytes ${c.int} NOT NULL DEFAULT 0, dropped ${c.int} NOT NULL DEFAULT 0, PRIMARY KEY (name, run_id)`),
+    // seq: the result's position in the run (0, 1, …), which listOutput's cursor is; one result per range.
+    table(
+      t.output,
+      sql`${run}, seq ${c.int} NOT NULL, begin_id ${c.id} NOT NULL, end_id ${c.id} NOT NULL, at ${c.double} NOT NULL, result ${c.text} NOT NULL,
+        PRIMARY KEY (name, run_id, seq), UNIQUE (name, run_id, begin_id, end_id)`,
+    ),
+  ];
+}
+
 /** Step k takes the tables from version k - 1 to version k. */
-const STEPS: ReadonlyArray<(t: Tables, dialect: Dialect) => SQL[]> = [version1];
+const STEPS: ReadonlyArray<(t: Tables, dialect: Dialect) => SQL[]> = [version1, version2];
 
 /** A 32-bit FNV-1a hash, signed, for the advisory lock key of a prefix. */
 function lockKey(prefix: string): number {

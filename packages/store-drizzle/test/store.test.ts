@@ -67,9 +67,27 @@ for (const name of KIT_NAMES) {
         const p = prefix();
         await migrateStateStore(kit().db, { tablePrefix: p });
         await kit().query(`UPDATE ${p}schema SET version = 99`);
-        await expect(migrateStateStore(kit().db, { tablePrefix: p })).rejects.toThrow(/schema version 99, newer than .*\(1\)/);
+        await expect(migrateStateStore(kit().db, { tablePrefix: p })).rejects.toThrow(new RegExp(`schema version 99, newer than .*\\(${SCHEMA_VERSION}\\)`));
         const store = createDrizzleStateStore({ db: kit().db, tablePrefix: p });
         await expect(store.get("x")).rejects.toMatchObject({ code: "INVALID_STATE", message: expect.stringMatching(/version 99/) });
+      });
+
+      it("upgrades tables of version 1 to 2 (collected output), keeping their rows; a step cut short runs again", async () => {
+        const p = prefix();
+        await migrateStateStore(kit().db, { tablePrefix: p });
+        const before = createDrizzleStateStore({ db: kit().db, tablePrefix: p });
+        expect(await before.compareAndSet("kept", 0, { written: "by version 1" })).toBe(1);
+        await before.markDone("kept", "r1", { beginId: 1n, endId: 10n, cycle: 0 }, 1_000);
+        // Back to what version 1 created, with version 2's first table already there (a migration cut short on MySQL).
+        await kit().query(`DROP TABLE ${p}output`);
+        await kit().query(`UPDATE ${p}schema SET version = 1`);
+        expect(await migrateStateStore(kit().db, { tablePrefix: p })).toEqual({ from: 1, to: 2 });
+        expect(await migrateStateStore(kit().db, { tablePrefix: p })).toEqual({ from: 2, to: 2 });
+        const after = createDrizzleStateStore({ db: kit().db, tablePrefix: p });
+        expect(await after.get("kept")).toEqual({ version: 1, value: { written: "by version 1" } });
+        expect(await after.listDone("kept", "r1")).toEqual([{ beginId: 1n, endId: 10n }]);
+        expect(await after.addOutput("kept", "r1", { beginId: 1n, endId: 10n, at: 1_000, result: "3" }, 100)).toBe("added");
+        expect((await after.listOutput("kept", "r1", 0, 10)).entries).toEqual([{ beginId: 1n, endId: 10n, at: 1_000, result: "3" }]);
       });
 
       it("is never implicit: a store on missing tables says to call migrateStateStore, and works once it ran", async () => {

@@ -43,13 +43,18 @@ describe.each(KIT_NAMES)("transactional backfills on %s", (kitName) => {
     return rows.map((r) => Number(r.processed));
   };
 
-  it("processes every row exactly once: a failed attempt's writes roll back, a repeated delivery does nothing", async () => {
+  /** A runtime on fresh tables of this database, with the in-memory queue and a manual clock. */
+  const runtime = async () => {
     const tablePrefix = randomName("t");
     await migrateStateStore(kit.db, { tablePrefix });
     const store = createDrizzleStateStore({ db: kit.db, tablePrefix });
     const clock = createManualClock(T0);
     const queue = createMemoryJobQueue({ clock });
-    const spreader = createSuperSpreader({ queue, store, clock });
+    return { clock, queue, spreader: createSuperSpreader({ queue, store, clock }) };
+  };
+
+  it("processes every row exactly once: a failed attempt's writes roll back, a repeated delivery does nothing", async () => {
+    const { clock, queue, spreader } = await runtime();
     // These ranges write, then throw: the first attempt of each must leave no trace.
     const failOnce = new Set([1n, 101n, 291n]);
     const finished: boolean[] = [];
@@ -85,4 +90,31 @@ describe.each(KIT_NAMES)("transactional backfills on %s", (kitName) => {
     expect(finished.filter((first) => first)).toHaveLength(ROWS / config.batchSize);
     expect((await spreader.audit("exactly-once")).gaps).toEqual([]);
   }, 120_000);
+
+  it("keeps a transactional batch's result once it commits; an oversize result rolls its writes back", async () => {
+    const { clock, queue, spreader } = await runtime();
+    const marks = randomName("marks");
+    await kit.query(`CREATE TABLE ${marks} (id BIGINT PRIMARY KEY)`);
+    spreader.define("counted", {
+      transactional: true,
+      source: createMemoryIdSource({ minId: 1, maxId: 50 }),
+      config: { ...config, maxAttempts: 1, output: { maxEntryBytes: 50 } },
+      async handle({ beginId, endId, tx }: BatchContext & { tx: Tx }) {
+        await tx.execute(sql`INSERT INTO ${sql.identifier(marks)} (id) VALUES (${beginId})`);
+        return beginId === 21n ? { note: "x".repeat(100) } : { ids: Number(endId - beginId + 1n) };
+      },
+    });
+    await spreader.start("counted");
+    await createMemoryWorker({ queue, spreader }).runUntilIdle(clock, { maxJobs: 1_000 });
+    const page = await spreader.output("counted");
+    expect(page.entries.map((e) => [e.beginId, JSON.parse(e.result)])).toEqual([
+      [41n, { ids: 10 }],
+      [31n, { ids: 10 }],
+      [11n, { ids: 10 }],
+      [1n, { ids: 10 }],
+    ]);
+    // The oversize result failed its batch inside the transaction: its insert is gone with it.
+    expect((await kit.query(`SELECT id FROM ${marks} ORDER BY id`)).map((r) => Number(r.id))).toEqual([1, 11, 31, 41]);
+    expect((await spreader.audit("counted")).failed.map((f) => f.beginId)).toEqual([21n]);
+  }, 60_000);
 });

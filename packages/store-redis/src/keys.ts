@@ -18,6 +18,8 @@ import type { IdRange, OutstandingEntry, RangeEntry } from "@superspreader/core"
  * <prefix>:{<name>}:run:<runId>:metrics       hash    batchesDone, idsDone, batchesFailed, batchesDeferred,
  *                                                     batchesLost, consecutiveFailures, lastDoneAt
  * <prefix>:{<name>}:run:<runId>:minutes       hash    <minute epoch ms> -> "<ids>:<batches>[:<failures>]"
+ * <prefix>:{<name>}:run:<runId>:output        list    JSON { b, e, at, r } per collected result, oldest first
+ * <prefix>:{<name>}:run:<runId>:output-index  hash    "<begin>:<end>" -> 1 per kept result, _bytes, _dropped
  * <prefix>:budget:{<key>}                      hash    _v -> version, <member> -> JSON { weight, want, cap, at }
  * ```
  * Ids are 20-digit zero-padded decimals and cycles 16-digit ones, so lexicographic
@@ -43,6 +45,9 @@ export interface RunKeys {
   readonly outstanding: string;
   readonly metrics: string;
   readonly minutes: string;
+  /** Collected results (a list) and their index: ranges kept, bytes, dropped (a hash). */
+  readonly output: string;
+  readonly outputIndex: string;
 }
 
 /** Width of a padded cycle: every safe integer fits 16 digits. */
@@ -73,6 +78,8 @@ export function runKeys(prefix: string, name: string, runId: string): RunKeys {
     outstanding: `${base}:outstanding`,
     metrics: `${base}:metrics`,
     minutes: `${base}:minutes`,
+    output: `${base}:output`,
+    outputIndex: `${base}:output-index`,
   };
 }
 

@@ -1,6 +1,21 @@
 import { MAX_ID, SuperSpreaderError, isSuperSpreaderError, padId, rangeSize } from "@superspreader/core";
-import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
-import { NAME_PATTERN, checkBudgetClaim, claimShare, checkEntry, checkLimit, checkName, checkRunId, checkStartRate, checkTime, checkTiming, describeValue, invalidOption } from "@superspreader/core/adapter";
+import type { BudgetMember, ConfigChange, FailedRange, FailureCounts, IdRange, OutputAdded, OutputEntry, RangeEntry, RunMetrics, StateStore, Versioned } from "@superspreader/core";
+import {
+  NAME_PATTERN,
+  checkBudgetClaim,
+  claimShare,
+  checkEntry,
+  checkLimit,
+  checkName,
+  checkOutput,
+  checkOutputPage,
+  checkRunId,
+  checkStartRate,
+  checkTime,
+  checkTiming,
+  describeValue,
+  invalidOption,
+} from "@superspreader/core/adapter";
 import type { Cluster, Redis } from "ioredis";
 import {
   type BackfillKeys,
@@ -213,6 +228,27 @@ export function createRedisStateStore(options: RedisStateStoreOptions): StateSto
       return items.map((item) => parseConfigChange(configChanges, item));
     },
 
+    async addOutput(name, runId, entry, maxBytes) {
+      const keys = runOf("addOutput", name, runId);
+      const bytes = checkOutput(entry, maxBytes);
+      const json = JSON.stringify({ b: entry.beginId.toString(), e: entry.endId.toString(), at: entry.at, r: entry.result });
+      const field = `${padId(entry.beginId)}:${padId(entry.endId)}`;
+      const added = await call("addOutput", keys.output, () => client.superspreaderAddOutput(keys.output, keys.outputIndex, field, json, String(bytes), String(maxBytes)));
+      if (added !== "added" && added !== "exists" && added !== "full") throw corrupt(keys.outputIndex, `answered ${JSON.stringify(added)} to addOutput`);
+      return added as OutputAdded;
+    },
+
+    async listOutput(name, runId, cursor, limit) {
+      const keys = runOf("listOutput", name, runId);
+      checkOutputPage(cursor, limit);
+      const [count, bytes, dropped, items] = await call("listOutput", keys.output, () =>
+        client.superspreaderListOutput(keys.output, keys.outputIndex, String(cursor), String(cursor + limit - 1)),
+      );
+      const entries = items.map((item) => parseOutputItem(keys.output, item));
+      const total = Number(count);
+      return { entries, next: cursor + limit < total ? cursor + limit : null, count: total, bytes: Number(bytes), dropped: Number(dropped) };
+    },
+
     async markDone(name, runId, entry, at, timing) {
       const keys = runOf("markDone", name, runId);
       checkEntry(entry);
@@ -382,6 +418,16 @@ function translate(error: unknown, operation: string, key: string): Error {
   if (reported) return corrupt(reported.key, reported.detail, error);
   if (message.includes("WRONGTYPE")) return corrupt(key, "holds a value of the wrong Redis type", error);
   return new SuperSpreaderError("ADAPTER_ERROR", `Redis state store: ${operation} failed: ${message}`, { cause: error });
+}
+
+/** A collected-result list item as an entry; CORRUPT_DATA naming the key for anything this store did not write. */
+function parseOutputItem(key: string, item: string): OutputEntry {
+  const v = parseJson(key, item) as { b?: unknown; e?: unknown; at?: unknown; r?: unknown } | null;
+  const id = (x: unknown) => typeof x === "string" && /^\d{1,20}$/.test(x);
+  if (v === null || typeof v !== "object" || !id(v.b) || !id(v.e) || typeof v.at !== "number" || typeof v.r !== "string") {
+    throw corrupt(key, `holds ${JSON.stringify(item.slice(0, 100))}, expected JSON { b, e, at, r }`);
+  }
+  return { beginId: BigInt(v.b as string), endId: BigInt(v.e as string), at: v.at, result: v.r };
 }
 
 function parseJson(key: string, json: string): unknown {

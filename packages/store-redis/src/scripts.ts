@@ -510,6 +510,39 @@ if bad then return corrupt(bad, why) end
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `;
 
+/**
+ * KEYS: output, index. ARGV: range field ("<begin>:<end>"), entry JSON, its result's bytes, maxBytes. Keeps
+ * a collected result unless its range has one ('exists') or the run's bytes would pass maxBytes ('full',
+ * counted in _dropped); else appends it and adds its bytes ('added').
+ */
+const ADD_OUTPUT = `${PRELUDE}
+local output, index = KEYS[1], KEYS[2]
+local bad, why = checkTypes({{output, 'list'}, {index, 'hash'}})
+if bad then return corrupt(bad, why) end
+if redis.call('HEXISTS', index, ARGV[1]) == 1 then return 'exists' end
+local bytes, err = counter(index, '_bytes')
+if not bytes then return corrupt(index, err) end
+local dropped
+dropped, err = counter(index, '_dropped')
+if not dropped then return corrupt(index, err) end
+if bytes + tonumber(ARGV[3]) > tonumber(ARGV[4]) then
+  redis.call('HSET', index, '_dropped', int(dropped + 1))
+  return 'full'
+end
+redis.call('RPUSH', output, ARGV[2])
+redis.call('HSET', index, ARGV[1], '1', '_bytes', int(bytes + tonumber(ARGV[3])))
+return 'added'
+`;
+
+/** KEYS: output, index. ARGV: first, last position. Returns {count, bytes, dropped, entries}, read in one atomic step. */
+const LIST_OUTPUT = `${PRELUDE}
+local output, index = KEYS[1], KEYS[2]
+local bad, why = checkTypes({{output, 'list'}, {index, 'hash'}})
+if bad then return corrupt(bad, why) end
+local totals = redis.call('HMGET', index, '_bytes', '_dropped')
+return {redis.call('LLEN', output), totals[1] or '0', totals[2] or '0', redis.call('LRANGE', output, ARGV[1], ARGV[2])}
+`;
+
 const COMMANDS = {
   superspreaderCompareAndSet: { numberOfKeys: 1, lua: COMPARE_AND_SET },
   superspreaderAppendConfigChange: { numberOfKeys: 1, lua: APPEND_CONFIG_CHANGE },
@@ -524,6 +557,8 @@ const COMMANDS = {
   superspreaderReadForStart: { numberOfKeys: 2, lua: READ_FOR_START },
   superspreaderSetStartRate: { numberOfKeys: 1, lua: SET_START_RATE },
   superspreaderClaimBudget: { numberOfKeys: 1, lua: CLAIM_BUDGET },
+  superspreaderAddOutput: { numberOfKeys: 2, lua: ADD_OUTPUT },
+  superspreaderListOutput: { numberOfKeys: 2, lua: LIST_OUTPUT, readOnly: true },
 } as const;
 
 declare module "ioredis" {
@@ -559,6 +594,8 @@ declare module "ioredis" {
     superspreaderReadForStart(doc: string, start: string, at: string): Result<[string | null, string | null, string], Context>;
     superspreaderSetStartRate(start: string, perSecond: string, burst: string, at: string): Result<number, Context>;
     superspreaderClaimBudget(budget: string, expected: string, member: string, json: string, ...expired: string[]): Result<number, Context>;
+    superspreaderAddOutput(output: string, index: string, field: string, json: string, bytes: string, maxBytes: string): Result<string, Context>;
+    superspreaderListOutput(output: string, index: string, first: string, last: string): Result<[number, string, string, string[]], Context>;
   }
 }
 
