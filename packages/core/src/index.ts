@@ -55,6 +55,8 @@ export type {
   MemoryWorkerOptions,
 } from "./memory-queue.js";
 export { createMemoryIdSource } from "./memory-source.js";
+export { createArraySource, createIterableSource } from "./array-source.js";
+export type { ArraySource, IterableSourceOptions } from "./array-source.js";
 export type { MemoryIdSourceOptions } from "./memory-source.js";
 export { spread } from "./spread.js";
 export type { SpreadOptions, SpreadBatch } from "./spread.js";
