@@ -79,7 +79,10 @@ export interface TransactionalBackfillDefinition<Tx = unknown> extends Omit<Back
 
 /** A backfill as defined in code: where its ids come from, how to process a range, how fast. */
 export interface BackfillDefinition {
-  /** Where the ids come from; read once when a run starts (rows inserted above the max id later are not visited). */
+  /**
+   * Where the ids come from: a table's key (`createDrizzleIdSource`), a list (`createArraySource`), … Read
+   * when a run starts; rows inserted above its max id later are reached by `extend` (or `config.autoExtend`).
+   */
   readonly source: IdSource;
   /** The configuration a first run starts with (operators may change it later with `updateConfig`; restarts keep the live one). */
   readonly config: BackfillConfigInput;

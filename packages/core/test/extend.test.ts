@@ -145,6 +145,42 @@ describe("extend (catch-up)", () => {
     expect(await w.spreader.status("manual")).toMatchObject({ status: "completed", initialId: 200n });
   });
 
+  it("an extension landing between a stored plan and its enqueue neither loses nor doubles a span", async () => {
+    // The tick stores its plan, then dies before enqueueing it (outstanding entries go first).
+    let failNext = false;
+    const w = world({
+      store: (s) => ({
+        ...s,
+        addOutstanding: async (...args: Parameters<typeof s.addOutstanding>) => {
+          if (failNext) {
+            failNext = false;
+            throw new Error("killed after storing the plan");
+          }
+          return s.addOutstanding(...args);
+        },
+      }),
+    });
+    const source = growing(100);
+    const counter = idCounter(300);
+    w.spreader.define("race", { source, config, handle: counter.handle });
+    await w.spreader.start("race");
+    await w.run();
+    source.grow(200);
+    await w.spreader.extend("race");
+    failNext = true;
+    await w.run(1);
+    const stored = (await w.store.get("race"))!.value as { pending: { spanTaken?: boolean; cursor: string; floor: string } | null; spans: unknown[] };
+    // The stored plan took the first queued span, which the document still lists until the plan is finalised.
+    expect(stored.pending).toMatchObject({ spanTaken: true, cursor: "200", floor: "101" });
+    expect(stored.spans).toEqual([{ beginId: "101", endId: "200" }]);
+    source.grow(300);
+    await w.spreader.extend("race");
+    await w.run();
+    expect(counter.mismatches(1)).toEqual([]);
+    expect([...enqueued(w, "race").values()].every((n) => n === 1)).toBe(true);
+    expect(await w.spreader.status("race")).toMatchObject({ status: "completed", initialId: 300n, unplanned: [] });
+  });
+
   it("refuses a cancelled run, naming it", async () => {
     const w = world();
     w.spreader.define("gone", { source: growing(50), config, handle: async () => {} });
