@@ -187,7 +187,7 @@ describe("runBeeQueueWorker", { timeout: 30_000 }, () => {
       throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
     };
     // setup() passes a silent onError; undefined puts the runner's default back.
-    await start(unreachable, { onError: undefined as unknown as BeeQueueWorkerOptions["onError"], log });
+    await start(unreachable, { onError: undefined as never, log });
     await queue.enqueue([batchJob("pg-down", { attempts: 2 })]);
     await waitUntil("the job to fail for good", async () => (await status("pg-down")) === "failed");
     expect(lines.filter((l) => l.startsWith("waiting for"))).toEqual([]);

@@ -122,7 +122,7 @@ describe("runBullMQWorker", () => {
         throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
       }),
       // setup's silent onError is replaced by the runner's default.
-      { onError: undefined as unknown as BullMQWorkerOptions["onError"], log },
+      { onError: undefined as never, log },
     );
     await queue.enqueue([job("pg-down", { attempts: 2 })]);
     await waitUntil("the job failing for good", async () => (await inspector.getJobState("pg-down")) === "failed");
