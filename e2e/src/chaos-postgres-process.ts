@@ -25,7 +25,7 @@ import { idRange } from "@superspreader/source-drizzle";
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { chaosTables } from "./chaos.js";
-import { installTickKillPoints } from "./chaos-postgres-kills.js";
+import { installTickKillPoints } from "./chaos-kills.js";
 import { CHAOS_CONCURRENCY, CHAOS_WORKER, createPgChaosSpreader, openAppPool, openQueuePool } from "./chaos-postgres.js";
 import type { PgChaosNames, PgChaosTx } from "./chaos-postgres.js";
 import { seededRandom } from "./rng.js";

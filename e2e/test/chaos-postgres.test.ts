@@ -34,7 +34,7 @@ import {
   pgChaosNames,
 } from "../src/chaos-postgres.js";
 import type { PgChaosMode, PgChaosNames } from "../src/chaos-postgres.js";
-import { describePlan, planKills, waitForCompletion } from "../src/chaos-postgres-kills.js";
+import { describePlan, planKills, waitForCompletion } from "../src/chaos-kills.js";
 import { forkTs } from "../src/child-process.js";
 import type { TsChild } from "../src/child-process.js";
 import { serverUrl } from "../src/env.js";

@@ -31,6 +31,7 @@ import type { ChaosNames } from "../src/chaos.js";
 import { forkTs } from "../src/child-process.js";
 import type { TsChild } from "../src/child-process.js";
 import { serverUrl } from "../src/env.js";
+import { describePlan, planKills } from "../src/chaos-kills.js";
 import { seededRandom } from "../src/rng.js";
 
 const WORKER_KILLS = 5;
@@ -48,39 +49,6 @@ const KILL_WINDOW_MS = [2_000, 20_000] as const;
 const TICK_KILL_POINTS = 10;
 /** A worker is killed this long (at most) after it is seen busy: a batch takes ~300 ms. */
 const MAX_WORKER_KILL_DELAY_MS = 250;
-
-type Role = "worker" | "ticks";
-
-interface PlannedKill {
-  /** Milliseconds after the backfill started. */
-  readonly atMs: number;
-  /** A worker busy with a batch, or whichever process runs the next tick. */
-  readonly target: Role;
-  /** Which worker, for a worker kill. */
-  readonly worker: number;
-  /** For a tick-runner kill: before which port call of the next tick (1-based). */
-  readonly tickStep: number;
-  /** For a worker kill: how long after the worker is seen running a batch. */
-  readonly workerDelayMs: number;
-}
-
-/** The kill schedule, entirely drawn from the seed. */
-function planKills(random: () => number): PlannedKill[] {
-  const targets: Role[] = [...Array<Role>(WORKER_KILLS).fill("worker"), ...Array<Role>(TICK_KILLS).fill("ticks")];
-  for (let i = targets.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [targets[i], targets[j]] = [targets[j] as Role, targets[i] as Role];
-  }
-  const [from, to] = KILL_WINDOW_MS;
-  const times = targets.map(() => Math.round(from + random() * (to - from))).sort((a, b) => a - b);
-  return targets.map((target, i) => ({
-    atMs: times[i] ?? from,
-    target,
-    worker: Math.floor(random() * WORKERS),
-    tickStep: 1 + Math.floor(random() * TICK_KILL_POINTS),
-    workerDelayMs: Math.round(random() * MAX_WORKER_KILL_DELAY_MS),
-  }));
-}
 
 /** A worker process whose current child is replaced after each kill. */
 interface Slot {
@@ -134,10 +102,17 @@ describe("chaos: SIGKILLed workers and tick runner on PostgreSQL, Redis and Bull
 
   it("processes every id; duplicates are only batches in flight at a worker kill", async () => {
     const random = seededRandom(seed);
-    const plan = planKills(random);
+    const plan = planKills(random, {
+      workerKills: WORKER_KILLS,
+      tickKills: TICK_KILLS,
+      workers: WORKERS,
+      windowMs: KILL_WINDOW_MS,
+      tickKillPoints: TICK_KILL_POINTS,
+      maxWorkerKillDelayMs: MAX_WORKER_KILL_DELAY_MS,
+    });
     console.log(
       `chaos: seed=${seed} (replay with SUPERSPREADER_CHAOS_SEED=${seed}); kills planned at ` +
-        plan.map((k) => `${(k.atMs / 1000).toFixed(1)}s ${k.target === "ticks" ? `ticks@step${k.tickStep}` : `worker${k.worker}+${k.workerDelayMs}ms`}`).join(", "),
+        describePlan(plan),
     );
 
     for (let i = 0; i < WORKERS; i++) slots.push({ child: spawn() });
