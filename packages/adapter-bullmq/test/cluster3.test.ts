@@ -4,16 +4,14 @@
  * prefix the README asks for. Each test's queue gets a tag of its own, so the suite's queues sit
  * on all three primaries and the client follows redirections between them.
  */
-import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { describeJobQueueContract, describeWorkerContract, serveChildWorker } from "@superspreader/contract-tests";
 import { Queue } from "bullmq";
 import { Cluster } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import { startRedisCluster, type RedisCluster } from "../../../scripts/servers/cluster.js";
 import { createBullMQJobQueue, runBullMQWorker } from "../src/index.js";
-import { uniqueQueueName } from "./helpers.js";
+import { forkWorker, uniqueQueueName } from "./helpers.js";
 
 let servers: RedisCluster;
 
@@ -54,7 +52,6 @@ describeJobQueueContract("bullmq (Redis Cluster, 3 primaries)", async () => {
 
 // As contract.test.ts: short locks and stall checks, BullMQ's default stall limit (1).
 const TIMINGS = { lockDurationMs: 1_000, stalledIntervalMs: 300 };
-const childWorker = fileURLToPath(new URL("../../../e2e/src/cluster-contract-worker.ts", import.meta.url));
 
 describeWorkerContract(
   "bullmq (Redis Cluster, 3 primaries)",
@@ -67,12 +64,7 @@ describeWorkerContract(
       startWorker: (spreader, options) => runBullMQWorker({ spreader, connection, queueName, prefix, ...TIMINGS, ...options, onError: () => {} }),
       startKillableWorker: (spreader, options) =>
         serveChildWorker(
-          // From e2e/, whose dependencies the fixture imports (see its header).
-          fork(childWorker, [JSON.stringify(addresses()), queueName, prefix, String(TIMINGS.lockDurationMs), String(TIMINGS.stalledIntervalMs)], {
-            cwd: fileURLToPath(new URL("../../../e2e", import.meta.url)),
-            execArgv: ["--import", "tsx", "--conditions", "@superspreader/source"],
-            stdio: ["ignore", "inherit", "inherit", "ipc"],
-          }),
+          forkWorker("contract-worker", [queueName, String(TIMINGS.lockDurationMs), String(TIMINGS.stalledIntervalMs), JSON.stringify(addresses()), prefix]),
           spreader,
           options,
         ),
