@@ -146,7 +146,9 @@ export async function startPgPrimary(settings: Record<string, string | number>):
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
-  return startPgOn(dir, settings);
+  // WAL kept for the replicas: without it a checkpoint during pg_basebackup -X stream can recycle the
+  // segment the backup still streams ("requested WAL segment … has already been removed"), under load.
+  return startPgOn(dir, { wal_keep_size: "256MB", ...settings });
 }
 
 /**
